@@ -1,0 +1,262 @@
+/**
+ * Runs the regions of a loaded config: all of them in this process (`bridgehead up`) or one
+ * (`bridgehead node --region X`). Turns config entries into broker and gateway options, dials each link
+ * from its first region, and applies a reloaded config to the running regions.
+ */
+import type { Logger } from "pino";
+import type { BrokerOptions } from "../broker/options.js";
+import type { LoadedConfig } from "../config/load.js";
+import type { LinkConfig, RegionConfig } from "../config/schema.js";
+import type { FilterLookup, GatewayPeer, LinkFilters } from "../gateway/gateway.js";
+import { SubjectFilter } from "../interest/pattern-set.js";
+import { configView, type RegionObserver, startObserver } from "../observe/index.js";
+import { type RunningRegion, startRegion } from "../region/region.js";
+import { BridgeheadError } from "../util/errors.js";
+
+export class SystemError extends BridgeheadError {
+  override readonly name = "SystemError";
+}
+
+export interface RunningSystem {
+  readonly regions: ReadonlyMap<string, RunningRegion>;
+  /** The config in force (the last one applied). */
+  readonly current: LoadedConfig;
+  /** Monitor URL per region, when configured. */
+  monitorUrl(region: string): string | undefined;
+  /**
+   * Apply a new (already validated) config without restarting regions: links added, removed or with a new
+   * token are dialed or dropped, filters and the log level replaced. Region settings (listen addresses,
+   * auth, regions added or removed) need a restart: they are reported and left as they are.
+   */
+  reload(next: LoadedConfig): Promise<ReloadReport>;
+  close(): Promise<void>;
+}
+
+export interface ReloadReport {
+  readonly linksAdded: readonly string[];
+  readonly linksRemoved: readonly string[];
+  readonly filtersChanged: readonly string[];
+  readonly needsRestart: readonly string[];
+}
+
+function pairKey(a: string, b: string): string {
+  return a < b ? `${a} <-> ${b}` : `${b} <-> ${a}`;
+}
+
+interface LinkView {
+  readonly link: LinkConfig;
+  readonly token: string;
+}
+
+function linkViews(loaded: LoadedConfig): Map<string, LinkView> {
+  const m = new Map<string, LinkView>();
+  for (const [i, link] of loaded.config.links.entries()) {
+    m.set(pairKey(link.between[0], link.between[1]), { link, token: loaded.linkTokens[i]! });
+  }
+  return m;
+}
+
+function splitHostPort(hp: string): { host: string; port: number } {
+  const i = hp.lastIndexOf(":");
+  let host = hp.slice(0, i);
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  return { host, port: Number(hp.slice(i + 1)) };
+}
+
+/** The URL other regions dial to reach `r`: its configured `url`, else derived from its listen address. */
+export function gatewayUrlOf(r: RegionConfig, running?: RunningRegion): string {
+  if (r.gateway.url !== undefined) return r.gateway.url;
+  if (running?.gatewayUrl !== undefined) return running.gatewayUrl;
+  const { host, port } = splitHostPort(r.gateway.listen);
+  const h = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return `ws://${h}:${port}/bridgehead/v1`;
+}
+
+function brokerOptionsOf(r: RegionConfig): Partial<BrokerOptions> {
+  if (r.broker.type !== "embedded") {
+    throw new SystemError(
+      `region ${r.name}: a nats-server-backed broker (type: nats) needs the leafnode adapter, which this build does not have yet`,
+    );
+  }
+  const { host, port } = splitHostPort(r.broker.listen);
+  const o: { -readonly [K in keyof BrokerOptions]?: BrokerOptions[K] } = { host, port, serverName: r.name };
+  const a = r.broker.auth;
+  if (a !== undefined) {
+    o.auth = {
+      ...(a.token !== undefined ? { token: a.token } : {}),
+      ...(a.users !== undefined
+        ? { users: a.users.map((u) => ({ user: u.user, password: u.password })) }
+        : {}),
+      ...(a.timeout !== undefined ? { timeoutSec: a.timeout / 1000 } : {}),
+    };
+  }
+  if (r.broker.max_payload !== undefined) o.maxPayload = r.broker.max_payload;
+  // monitor.listen is served by the region monitor (src/observe), not the broker's own.
+  return o;
+}
+
+/** The token of the link between `region` and `peer`, if one is configured. */
+function tokenFor(loaded: LoadedConfig, region: string, peer: string): string | undefined {
+  const i = loaded.config.links.findIndex(
+    (l) =>
+      (l.between[0] === region && l.between[1] === peer) ||
+      (l.between[1] === region && l.between[0] === peer),
+  );
+  return i < 0 ? undefined : loaded.linkTokens[i];
+}
+
+/** The export/import filters of the link between `region` and each peer, as the gateway applies them. */
+export function filtersFor(loaded: LoadedConfig, region: string): FilterLookup {
+  const cache = new Map<string, LinkFilters | undefined>();
+  return (peer) => {
+    if (cache.has(peer)) return cache.get(peer);
+    const link = loaded.config.links.find(
+      (l) =>
+        (l.between[0] === region && l.between[1] === peer) ||
+        (l.between[1] === region && l.between[0] === peer),
+    );
+    const f =
+      link === undefined
+        ? undefined
+        : {
+            outbound: new SubjectFilter([link.export?.[region], link.import?.[peer]]),
+            inbound: new SubjectFilter([link.export?.[peer], link.import?.[region]]),
+          };
+    cache.set(peer, f);
+    return f;
+  };
+}
+
+function linksDialedBy(loaded: LoadedConfig, region: string): { link: LinkConfig; index: number }[] {
+  return loaded.config.links
+    .map((link, index) => ({ link, index }))
+    .filter((x) => x.link.between[0] === region);
+}
+
+/**
+ * Start the regions of `loaded` (all, or only `only`), then dial every link whose first region runs here.
+ * Regions are started before any link is dialed, so in one process a link never waits for its listener.
+ */
+export async function startSystem(
+  loaded: LoadedConfig,
+  logger: Logger,
+  only?: string,
+): Promise<RunningSystem> {
+  const cfg = loaded.config;
+  const selected = only === undefined ? cfg.regions : cfg.regions.filter((r) => r.name === only);
+  if (only !== undefined && selected.length === 0) {
+    throw new SystemError(
+      `no region named '${only}' in the config (regions: ${cfg.regions.map((r) => r.name).join(", ")})`,
+    );
+  }
+  const regions = new Map<string, RunningRegion>();
+  const observers = new Map<string, RegionObserver>();
+  let current = loaded;
+  const dial = (from: string, link: LinkConfig, token: string) => {
+    const peerName = link.between[1];
+    const peerCfg = current.config.regions.find((x) => x.name === peerName)!;
+    const peer: GatewayPeer = { url: gatewayUrlOf(peerCfg, regions.get(peerName)), region: peerName, token };
+    regions.get(from)!.gateway.dial(peer);
+  };
+  try {
+    for (const r of selected) {
+      const { host, port } = splitHostPort(r.gateway.listen);
+      const running = await startRegion({
+        name: r.name,
+        broker: brokerOptionsOf(r),
+        gateway: {
+          // Looked up in the config in force, so a reload's new tokens apply to the next handshake.
+          token: (peer) => tokenFor(current, r.name, peer),
+          listen: { host, port },
+          filters: filtersFor(loaded, r.name),
+        },
+        logger,
+      });
+      regions.set(r.name, running);
+      observers.set(
+        r.name,
+        await startObserver({
+          region: running,
+          logger,
+          ...configView(() => current, r.name),
+          originSeq: (origin) => regions.get(origin)?.gateway.appliedSeq(origin),
+          monitor: r.monitor === undefined ? undefined : splitHostPort(r.monitor.listen),
+        }),
+      );
+    }
+    for (const r of selected) {
+      for (const { link, index } of linksDialedBy(loaded, r.name))
+        dial(r.name, link, loaded.linkTokens[index]!);
+    }
+  } catch (err) {
+    await Promise.all([...observers.values()].map((o) => o.close()));
+    await Promise.all([...regions.values()].map((r) => r.close()));
+    throw err;
+  }
+  return {
+    regions,
+    get current() {
+      return current;
+    },
+    async reload(next) {
+      const before = linkViews(current);
+      const after = linkViews(next);
+      const needsRestart: string[] = [];
+      const oldNames = current.config.regions.map((r) => r.name);
+      const newNames = next.config.regions.map((r) => r.name);
+      for (const n of newNames)
+        if (!oldNames.includes(n) && (only === undefined || only === n))
+          needsRestart.push(`region ${n} added`);
+      for (const n of oldNames)
+        if (!newNames.includes(n) && regions.has(n)) needsRestart.push(`region ${n} removed`);
+      for (const r of next.config.regions) {
+        const old = current.config.regions.find((x) => x.name === r.name);
+        if (old !== undefined && regions.has(r.name) && JSON.stringify(old) !== JSON.stringify(r)) {
+          needsRestart.push(`region ${r.name} settings changed`);
+        }
+      }
+      const removed = [...before.keys()].filter((k) => {
+        const n = after.get(k);
+        return (
+          n === undefined ||
+          n.token !== before.get(k)!.token ||
+          n.link.between[0] !== before.get(k)!.link.between[0]
+        );
+      });
+      const added = [...after.keys()].filter((k) => removed.includes(k) || !before.has(k));
+      const filtersChanged = [...after.keys()].filter((k) => {
+        const o = before.get(k);
+        return (
+          o !== undefined &&
+          JSON.stringify([o.link.export, o.link.import]) !==
+            JSON.stringify([after.get(k)!.link.export, after.get(k)!.link.import])
+        );
+      });
+      // Drop first (both ends that run here), then switch config, then dial: a re-added link uses the new token.
+      for (const k of removed) {
+        const [a, b] = before.get(k)!.link.between;
+        await Promise.all([regions.get(a)?.gateway.dropLink(b), regions.get(b)?.gateway.dropLink(a)]);
+      }
+      current = next;
+      for (const [name, running] of regions) running.gateway.setFilters(filtersFor(next, name));
+      for (const k of added) {
+        const v = after.get(k)!;
+        if (regions.has(v.link.between[0]) && newNames.includes(v.link.between[1]))
+          dial(v.link.between[0], v.link, v.token);
+      }
+      logger.level = next.config.logging.level;
+      const report: ReloadReport = { linksAdded: added, linksRemoved: removed, filtersChanged, needsRestart };
+      logger.info(report, "config reloaded");
+      if (needsRestart.length > 0)
+        logger.warn({ needsRestart }, "some changes need a restart and were not applied");
+      return report;
+    },
+    monitorUrl(region) {
+      return observers.get(region)?.monitorUrl;
+    },
+    async close() {
+      await Promise.all([...observers.values()].map((o) => o.close()));
+      await Promise.all([...regions.values()].map((r) => r.close()));
+    },
+  };
+}

@@ -1,0 +1,311 @@
+/**
+ * The cross-region cases: the publisher (requester) connected to region A, the subscriber (responder) to
+ * region B, the message crossing the link between them. Per server kind, a "region pair" is:
+ *
+ * - nats-server: a supercluster of two single-server clusters A and B joined by native gateways (the config
+ *   of shared/reference/nats-protocol-2.9.md §4: `gateway { name, listen, gateways: [...] }`, no cluster
+ *   block), on free loopback ports. Ready once each server's `/gatewayz` lists an outbound and an inbound
+ *   gateway connection to the other.
+ * - bridgehead: two region processes (bench/workers/region.ts: embedded broker + gateway, as `bridgehead
+ *   node` runs them), B dialing A's gateway. Ready once each side reports its link to the other as `up`.
+ *
+ * Then, because interest crosses the link asynchronously, the subscriber (responder) publishes probes from
+ * A every 50 ms until one arrives through its subscription in B before the measured traffic starts.
+ */
+import { createServer } from "node:net";
+import type { ServerKind } from "../test/helpers/servers.js";
+import type { BenchCase, BenchContext, LatencyCounts, ThroughputCounts } from "./cases.js";
+import type { WorkerHandle } from "./harness.js";
+import {
+  HOST,
+  LATENCY_METRICS,
+  measurePubSub,
+  measureRequestReply,
+  runLimitMs,
+  type ServerPids,
+  sizeLabel,
+  THROUGHPUT_METRICS,
+  THROUGHPUT_SERVER_CONFIG,
+} from "./measure.js";
+import type { ProbeConfig } from "./protocol.js";
+
+const TOKEN = "bench-cross-region";
+const PROBE_SUBJECT = "bench.probe";
+const PROBE_INTERVAL_MS = 50;
+const PROBE_TIMEOUT_MS = 10_000;
+/** How long the two regions may take to link (nats-server solicits gateways 1 s after boot). */
+const LINK_TIMEOUT_MS = 15_000;
+const POLL_MS = 20;
+
+/** Two connected regions, A and B, with a client port each. */
+interface RegionPair {
+  readonly portA: number;
+  readonly portB: number;
+  /** The two server/region processes, for the CPU shares (`serverACpuPct`, `serverBCpuPct`). */
+  readonly servers: ServerPids;
+  /** Time from starting the processes to both directions of the link being up. */
+  readonly linkMs: number;
+  readonly details: Record<string, unknown>;
+}
+
+/** Free loopback ports: all listened on at once (so they differ), then released. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = Array.from({ length: n }, () => createServer());
+  try {
+    return await Promise.all(
+      servers.map(
+        (s) =>
+          new Promise<number>((resolve, reject) => {
+            s.once("error", reject);
+            s.listen(0, HOST, () => {
+              const a = s.address();
+              if (a === null || typeof a === "string") reject(new Error("no address"));
+              else resolve(a.port);
+            });
+          }),
+      ),
+    );
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+  }
+}
+
+/** Poll `check` every {@link POLL_MS} until it returns true; reject with `what` after `timeoutMs`. */
+async function until(check: () => Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what()} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+function natsGatewayConfig(
+  name: "A" | "B",
+  httpPort: number,
+  gwPorts: { A: number; B: number },
+  throughput: boolean,
+): string {
+  return [
+    `server_name: bench-${name}`,
+    `http: ${HOST}:${httpPort}`,
+    throughput ? THROUGHPUT_SERVER_CONFIG : "",
+    "gateway {",
+    `  name: ${name}`,
+    `  listen: ${HOST}:${gwPorts[name]}`,
+    "  gateways: [",
+    `    { name: A, url: "nats://${HOST}:${gwPorts.A}" }`,
+    `    { name: B, url: "nats://${HOST}:${gwPorts.B}" }`,
+    "  ]",
+    "}",
+  ].join("\n");
+}
+
+interface Gatewayz {
+  outbound_gateways?: Record<string, { connection?: { cid?: number } }>;
+  inbound_gateways?: Record<string, Array<{ connection?: { cid?: number } }>>;
+}
+
+/** The server behind `httpPort` has a gateway connection to `other` both ways (outbound and inbound). */
+async function natsGatewayLinked(httpPort: number, other: string, last: { text: string }): Promise<boolean> {
+  try {
+    const res = await fetch(`http://${HOST}:${httpPort}/gatewayz`, { signal: AbortSignal.timeout(2000) });
+    const g = (await res.json()) as Gatewayz;
+    const out = g.outbound_gateways?.[other]?.connection?.cid ?? 0;
+    const inb = (g.inbound_gateways?.[other] ?? []).filter((c) => (c.connection?.cid ?? 0) > 0).length;
+    last.text = `outbound to ${other}: ${out > 0 ? "yes" : "no"}, inbound from ${other}: ${inb}`;
+    return out > 0 && inb > 0;
+  } catch (e) {
+    last.text = `gatewayz: ${e instanceof Error ? e.message : String(e)}`;
+    return false;
+  }
+}
+
+async function startNatsPair(ctx: BenchContext, throughput: boolean): Promise<RegionPair> {
+  const [gwA, gwB, httpA, httpB] = (await freePorts(4)) as [number, number, number, number];
+  const gw = { A: gwA, B: gwB };
+  const t0 = Date.now();
+  const [a, b] = await Promise.all([
+    ctx.scope.startServer("nats-server", natsGatewayConfig("A", httpA, gw, throughput)),
+    ctx.scope.startServer("nats-server", natsGatewayConfig("B", httpB, gw, throughput)),
+  ]);
+  const lastA = { text: "" };
+  const lastB = { text: "" };
+  await until(
+    async () => (await natsGatewayLinked(httpA, "B", lastA)) && (await natsGatewayLinked(httpB, "A", lastB)),
+    LINK_TIMEOUT_MS,
+    () => `nats-server gateways not connected both ways (A: ${lastA.text}; B: ${lastB.text})`,
+  );
+  const linkMs = Date.now() - t0;
+  ctx.progress(`gateways A⇄B connected after ${linkMs} ms`);
+  return {
+    portA: a.port,
+    portB: b.port,
+    servers: { serverA: a.process.pid, serverB: b.process.pid },
+    linkMs,
+    details: { gatewayPorts: gw, config: natsGatewayConfig("A", httpA, gw, throughput) },
+  };
+}
+
+async function regionLinkState(h: WorkerHandle, peer: string): Promise<string | null> {
+  h.send({ type: "status", peer });
+  return (await h.waitFor("status", 5000)).state;
+}
+
+function profileName(caseName: string, region: string): string {
+  const slug = caseName.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "");
+  return `${slug}.region-${region}.${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`;
+}
+
+async function startBridgeheadPair(
+  ctx: BenchContext,
+  caseName: string,
+  throughput: boolean,
+  hardTimeoutMs: number,
+): Promise<RegionPair> {
+  const t0 = Date.now();
+  const fork = (name: "A" | "B") =>
+    ctx.scope.fork(
+      "region",
+      {
+        name,
+        token: TOKEN,
+        host: HOST,
+        // The same slow-consumer limits as THROUGHPUT_SERVER_CONFIG gives nats-server (defaults otherwise).
+        maxPendingBytes: throughput ? 1024 * 1024 * 1024 : 64 * 1024 * 1024,
+        writeDeadlineMs: 10_000,
+        hardTimeoutMs,
+      },
+      ctx.cpuProfileDir
+        ? {
+            execArgv: [
+              "--cpu-prof",
+              `--cpu-prof-dir=${ctx.cpuProfileDir}`,
+              `--cpu-prof-name=${profileName(caseName, name)}`,
+            ],
+            stopGraceMs: 20_000,
+          }
+        : {},
+    );
+  const a = fork("A");
+  const b = fork("B");
+  const [ra, rb] = await Promise.all([a.waitFor("ready", 10_000), b.waitFor("ready", 10_000)]);
+  if (!ra.clientUrl || !ra.gatewayUrl || !rb.clientUrl) throw new Error("region worker sent no URLs");
+  b.send({ type: "dial", url: ra.gatewayUrl, region: "A" });
+  let states = "";
+  await until(
+    async () => {
+      const [sa, sb] = await Promise.all([regionLinkState(a, "B"), regionLinkState(b, "A")]);
+      states = `A→B ${sa ?? "none"}, B→A ${sb ?? "none"}`;
+      return sa === "up" && sb === "up";
+    },
+    LINK_TIMEOUT_MS,
+    () => `bridgehead regions not linked (${states})`,
+  );
+  const linkMs = Date.now() - t0;
+  ctx.progress(`link A⇄B up after ${linkMs} ms`);
+  return {
+    portA: Number(new URL(ra.clientUrl).port),
+    portB: Number(new URL(rb.clientUrl).port),
+    servers: { serverA: a.child.pid, serverB: b.child.pid },
+    linkMs,
+    details: {
+      gatewayUrlA: ra.gatewayUrl,
+      ...(ctx.cpuProfileDir ? { cpuProfileDir: ctx.cpuProfileDir } : {}),
+    },
+  };
+}
+
+function startPair(
+  target: ServerKind,
+  ctx: BenchContext,
+  caseName: string,
+  throughput: boolean,
+  hardTimeoutMs: number,
+): Promise<RegionPair> {
+  return target === "nats-server"
+    ? startNatsPair(ctx, throughput)
+    : startBridgeheadPair(ctx, caseName, throughput, hardTimeoutMs);
+}
+
+function probeFrom(portA: number): ProbeConfig {
+  return {
+    host: HOST,
+    port: portA,
+    subject: PROBE_SUBJECT,
+    intervalMs: PROBE_INTERVAL_MS,
+    timeoutMs: PROBE_TIMEOUT_MS,
+  };
+}
+
+/** Publisher on region A, subscriber on region B, one subject. */
+export function crossRegionPubSubCase(
+  payloadSize: number,
+  counts: (quick: boolean) => ThroughputCounts,
+): BenchCase {
+  const size = sizeLabel(payloadSize);
+  const name = `cross-region ${size}`;
+  return {
+    name,
+    description: `1 publisher connected to region A and 1 subscriber connected to region B, one subject, ${size} payloads, every message crossing the A→B link (nats-server: a 2-cluster supercluster with native gateways; bridgehead: two region processes): messages per second delivered at the subscriber and accepted by A from the publisher.`,
+    group: "throughput",
+    metrics: THROUGHPUT_METRICS,
+    chartMetric: "delivered",
+    async run(target, ctx) {
+      if (!target) throw new Error("needs a server");
+      const { count, timeLimitMs: caseLimit } = counts(ctx.quick);
+      const timeLimitMs = runLimitMs(ctx, caseLimit);
+      const drainMs = ctx.quick ? 5000 : 15_000;
+      const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + drainMs + 20_000;
+      const pair = await startPair(target, ctx, name, true, hardTimeoutMs);
+      return measurePubSub(ctx, {
+        payloadSize,
+        count,
+        timeLimitMs,
+        drainMs,
+        hardTimeoutMs,
+        subPort: pair.portB,
+        pubPort: pair.portA,
+        servers: pair.servers,
+        probe: probeFrom(pair.portA),
+        readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
+        extraDetails: { linkMs: pair.linkMs, ...pair.details },
+      });
+    },
+  };
+}
+
+/** Requester on region A, responder on region B. */
+export function crossRegionRequestReplyCase(
+  payloadSize: number,
+  counts: (quick: boolean) => LatencyCounts,
+): BenchCase {
+  const size = sizeLabel(payloadSize);
+  const name = `cross-region request/reply ${size}`;
+  return {
+    name,
+    description: `1 requester connected to region A, 1 responder connected to region B, one request in flight, ${size} payload: round-trip time percentiles after a warmup, request and reply each crossing the link.`,
+    group: "latency",
+    metrics: LATENCY_METRICS,
+    async run(target, ctx) {
+      if (!target) throw new Error("needs a server");
+      const { warmup, count, timeLimitMs: caseLimit } = counts(ctx.quick);
+      const timeLimitMs = runLimitMs(ctx, caseLimit);
+      const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + 20_000;
+      const pair = await startPair(target, ctx, name, false, hardTimeoutMs);
+      return measureRequestReply(ctx, {
+        payloadSize,
+        warmup,
+        count,
+        timeLimitMs,
+        hardTimeoutMs,
+        responderPort: pair.portB,
+        requesterPort: pair.portA,
+        servers: pair.servers,
+        probe: probeFrom(pair.portA),
+        readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
+        extraDetails: { linkMs: pair.linkMs, ...pair.details },
+      });
+    },
+  };
+}

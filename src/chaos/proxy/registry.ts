@@ -61,9 +61,7 @@ export class ProxyRegistry {
    * as it is; otherwise it is stopped and replaced by a new one (its toxics are lost). Processing stops at the
    * first failure, which is returned with the proxies done so far.
    */
-  populate(
-    specs: readonly ProxySpec[],
-  ): Promise<{ proxies: FaultProxy[]; error: ApiError | undefined }> {
+  populate(specs: readonly ProxySpec[]): Promise<{ proxies: FaultProxy[]; error: ApiError | undefined }> {
     return this.lock.run(async () => {
       const done: FaultProxy[] = [];
       for (const spec of specs) {

@@ -12,7 +12,6 @@ import {
   now,
   TIMED_OUT,
   type ToxicKind,
-  type ToxicStub,
 } from "./link.js";
 
 function attr(a: Attributes, key: string): number {

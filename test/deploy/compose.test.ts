@@ -44,7 +44,7 @@ describe("docker-compose.multi-region.yml", () => {
   const loaded = loadConfigFile(CONFIG_FILE, { env: {} });
   const services = compose();
 
-  it("mounts a config that loads without problems (defaults for every ${VAR})", () => {
+  it("mounts a config that loads without problems (every variable at its default)", () => {
     expect(loaded.config.regions.map((r) => r.name)).toEqual(["us-east", "eu-west", "ap-south"]);
     expect(loaded.config.links).toHaveLength(3);
   });

@@ -29,7 +29,18 @@ runWorker<RegionWorkerConfig>("region", async (cfg) => {
       maxPendingBytes: cfg.maxPendingBytes,
       writeDeadlineMs: cfg.writeDeadlineMs,
     },
-    gateway: { token: cfg.token, listen: { host: cfg.host, port: 0 } },
+    gateway: {
+      token: cfg.token,
+      listen: { host: cfg.host, port: 0 },
+      // As nats-server gets max_pending 1 GiB: a link's backlog under a publisher faster than the receiving
+      // region may grow that far instead of being shed, so throughput runs measure speed, not the drop policy.
+      outboxLimits: () => ({
+        maxBytes: 1024 * 1024 * 1024,
+        maxMessages: 50_000_000,
+        maxAgeMs: 600_000,
+        drop: "oldest",
+      }),
+    },
     logger,
   });
   const stopped = new Promise<void>((resolve) => {
@@ -42,7 +53,7 @@ runWorker<RegionWorkerConfig>("region", async (cfg) => {
   });
   await send({ type: "ready", clientUrl: region.clientUrl, gatewayUrl: region.gatewayUrl });
   await stopped;
-  const stats = { ...region.gateway.stats };
+  const stats = { ...region.gateway.stats, drops: { ...region.gateway.store.drops } };
   await region.close();
   await send({ type: "result", data: { gateway: stats } });
 });

@@ -78,13 +78,16 @@ export type LinkOp =
       /** Headers and body. Decoded, this is a view into the frame (it keeps the frame's memory alive). */
       payload: Buffer;
       dests: { region: string; queues: string[] }[];
-    };
+    }
+  /** Cumulative count of MSG ops received on this link so far (the sender may forget those). */
+  | { type: "ack"; count: number };
 
 const OP_SNAPSHOT = 0x01;
 const OP_DELTA = 0x02;
 const OP_RESYNC = 0x03;
 const OP_TOPOLOGY = 0x10;
 const OP_MSG = 0x20;
+const OP_ACK = 0x30;
 
 const HEADER_BYTES = 2;
 const MAX_U16 = 0xffff;
@@ -167,6 +170,8 @@ export class FrameEncoder {
   private frameOps = 0;
   /** Closed frames not yet taken: views of a slab that is never rewritten under them. */
   private done: Buffer[] = [];
+  /** Ops in each frame of `done`. */
+  private doneOpCounts: number[] = [];
   private doneBytes = 0;
   private doneOps = 0;
 
@@ -195,13 +200,17 @@ export class FrameEncoder {
   /**
    * Complete frames, in order, each starting with the version/flags header; an empty array when nothing is
    * pending. The buffers are views of the encoder's slab, which is never written again under them: they stay
-   * valid for as long as the caller needs (e.g. until the socket write completes).
+   * valid for as long as the caller needs (e.g. until the socket write completes). With `opCounts`, the
+   * number of ops in each returned frame is appended to it (a sender that must account per op, e.g. for
+   * ACKs, needs to know where each frame's ops end).
    */
-  take(): Buffer[] {
+  take(opCounts?: number[]): Buffer[] {
     if (this.frameOps > 0) this.close();
     const out = this.done;
     if (out.length === 0) return [];
+    if (opCounts !== undefined) for (const n of this.doneOpCounts) opCounts.push(n);
     this.done = [];
+    this.doneOpCounts = [];
     this.doneBytes = 0;
     this.doneOps = 0;
     return out;
@@ -268,6 +277,19 @@ export class FrameEncoder {
     const b = this.slab;
     b[p++] = OP_RESYNC;
     this.end(putStr(b, p, origin));
+  }
+
+  /** `ACK`: `count` MSG ops of this link received so far (an integer in [0, 2^53)). */
+  ack(count: number): void {
+    if (!(count >= 0 && Number.isSafeInteger(count))) {
+      throw new RangeError(`ack count ${count} is not an integer in [0, 2^53)`);
+    }
+    const p = this.begin(9);
+    const b = this.slab;
+    b[p] = OP_ACK;
+    put32(b, p + 1, Math.floor(count / TWO_POW_32));
+    put32(b, p + 5, count % TWO_POW_32);
+    this.end(p + 9);
   }
 
   topology(
@@ -406,6 +428,7 @@ export class FrameEncoder {
 
   private close(): void {
     this.done.push(this.slab.subarray(this.frameStart, this.pos));
+    this.doneOpCounts.push(this.frameOps);
     this.doneBytes += this.pos - this.frameStart;
     this.doneOps += this.frameOps;
     this.frameStart = this.pos;
@@ -629,6 +652,13 @@ function decodeMsg(c: Cursor): LinkOp {
   return { type: "msg", origin, originSeq, subject, reply, hdrLen, payload, dests };
 }
 
+function decodeAck(c: Cursor): LinkOp {
+  const hiAt = c.p;
+  const hi = c.u32("count");
+  if (hi >= ORIGIN_SEQ_HI_LIMIT) c.fail(`count high word ${hi} at byte ${hiAt} puts it past 2^53`);
+  return { type: "ack", count: hi * TWO_POW_32 + c.u32("count") };
+}
+
 function decodeOp(c: Cursor): LinkOp {
   const at = c.p;
   const type = c.b[at]!;
@@ -650,6 +680,9 @@ function decodeOp(c: Cursor): LinkOp {
     case OP_TOPOLOGY:
       c.op = "TOPOLOGY";
       return decodeTopology(c);
+    case OP_ACK:
+      c.op = "ACK";
+      return decodeAck(c);
     default:
       c.op = "op";
       return c.fail(`unknown op type 0x${type.toString(16).padStart(2, "0")}`);

@@ -7,7 +7,10 @@
  * - each matching queue group not already served locally goes to exactly one region: the cheapest path
  *   (hops, then RTT), and among equal costs a random pick weighted by member count;
  * - destinations are grouped by next hop, so each neighbour gets one frame for its whole branch;
- * - a subject `_GR_.<region>.<reply>` is a routed reply: it goes straight to that region, no interest needed.
+ * - a subject `_GR_.<region>.<reply>` is a routed reply: it goes straight to that region, no interest needed;
+ * - a region that became unreachable but whose interest is *held* (store-and-forward, docs/link-protocol.md
+ *   §7) still gets its copies, in a branch whose next hop is {@link HELD_HOP}: the gateway parks them in
+ *   that region's outbox. Queue groups go to a held region only when no reachable region has members.
  */
 import type { MatchResult } from "../interest/sublist.js";
 import type { RemoteEntry, RemoteInterest } from "./remote-interest.js";
@@ -22,6 +25,9 @@ export interface Branch {
   readonly nextHop: string;
   readonly dests: readonly Destination[];
 }
+
+/** The next hop of a branch for held (unreachable) regions: park in their outboxes. Never a region name. */
+export const HELD_HOP = "";
 
 const NO_QUEUES: readonly string[] = Object.freeze([]);
 const NO_BRANCHES: readonly Branch[] = Object.freeze([]);
@@ -46,6 +52,10 @@ export class Forwarder {
   private readonly cache = new Map<string, readonly Branch[]>();
   private cacheRemoteGen = -1;
   private cacheTopoGen = -1;
+  private cacheHeldGen = -1;
+  /** Unreachable regions whose interest is held, and a generation bumped when the set changes. */
+  private readonly held = new Set<string>();
+  private heldGen = 0;
 
   constructor(
     readonly self: string,
@@ -54,14 +64,34 @@ export class Forwarder {
     private readonly random: () => number = Math.random,
   ) {}
 
+  /** Keep routing to `region` while it is unreachable (its messages go to the HELD_HOP branch). */
+  hold(region: string): void {
+    if (this.held.has(region)) return;
+    this.held.add(region);
+    this.heldGen++;
+  }
+
+  release(region: string): void {
+    if (this.held.delete(region)) this.heldGen++;
+  }
+
+  isHeld(region: string): boolean {
+    return this.held.has(region);
+  }
+
   /** Branches for a message published in this region. Empty when no other region wants it. */
   route(subject: string, servedQueues: readonly string[]): readonly Branch[] {
     const routed = parseRoutedReply(subject);
     if (routed !== undefined) return this.toRegion(routed.region);
-    if (this.cacheRemoteGen !== this.remote.generation || this.cacheTopoGen !== this.topology.generation) {
+    if (
+      this.cacheRemoteGen !== this.remote.generation ||
+      this.cacheTopoGen !== this.topology.generation ||
+      this.cacheHeldGen !== this.heldGen
+    ) {
       this.cache.clear();
       this.cacheRemoteGen = this.remote.generation;
       this.cacheTopoGen = this.topology.generation;
+      this.cacheHeldGen = this.heldGen;
     }
     const cached = this.cache.get(subject);
     if (cached !== undefined) return cached;
@@ -72,8 +102,8 @@ export class Forwarder {
     }
     const dests = new Map<string, string[]>();
     for (const e of m.plain) {
-      if (e.region !== this.self && this.topology.reachable(e.region) && !dests.has(e.region))
-        dests.set(e.region, []);
+      if (e.region === this.self || dests.has(e.region)) continue;
+      if (this.topology.reachable(e.region) || this.held.has(e.region)) dests.set(e.region, []);
     }
     const branches = this.branchesFor(dests, m, servedQueues);
     if (m.queues.length === 0) this.remember(subject, branches);
@@ -113,7 +143,7 @@ export class Forwarder {
 
   private toRegion(region: string): readonly Branch[] {
     if (region === this.self) return NO_BRANCHES;
-    const hop = this.topology.nextHop(region);
+    const hop = this.topology.nextHop(region) ?? (this.held.has(region) ? HELD_HOP : undefined);
     if (hop === undefined) return NO_BRANCHES;
     return [{ nextHop: hop, dests: [{ region, queues: NO_QUEUES }] }];
   }
@@ -138,7 +168,7 @@ export class Forwarder {
     if (dests.size === 0) return NO_BRANCHES;
     const byHop = new Map<string, Destination[]>();
     for (const [region, queues] of dests) {
-      const hop = this.topology.nextHop(region)!;
+      const hop = this.topology.nextHop(region) ?? HELD_HOP;
       let list = byHop.get(hop);
       if (list === undefined) {
         list = [];
@@ -159,6 +189,8 @@ export class Forwarder {
       if (e.region === this.self || !this.topology.reachable(e.region)) continue;
       weights.set(e.region, (weights.get(e.region) ?? 0) + e.weight);
     }
+    // Nobody reachable has members: the group waits for a held region rather than be dropped.
+    if (weights.size === 0) return this.pickHeld(group);
     // Cheapest path first; RTTs within 20 % + 1 ms of the best count as equal (RTT samples are noisy),
     // and equals share the group's traffic by member count.
     let bestCost: PathCost | undefined;
@@ -182,6 +214,25 @@ export class Forwarder {
       if (x < 0) return r;
     }
     return best[best.length - 1];
+  }
+
+  /** A held region with members of the group, weighted by member count. */
+  private pickHeld(group: readonly RemoteEntry[]): string | undefined {
+    const weights = new Map<string, number>();
+    for (const e of group) {
+      if (e.region !== this.self && this.held.has(e.region))
+        weights.set(e.region, (weights.get(e.region) ?? 0) + e.weight);
+    }
+    let total = 0;
+    for (const w of weights.values()) total += w;
+    let x = this.random() * total;
+    let last: string | undefined;
+    for (const [r, w] of weights) {
+      x -= w;
+      if (x < 0) return r;
+      last = r;
+    }
+    return last;
   }
 
   private remember(subject: string, branches: readonly Branch[]): void {

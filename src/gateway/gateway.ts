@@ -14,8 +14,17 @@ import type { SubjectFilter } from "../interest/pattern-set.js";
 import { isValidSubject, isWireSafe } from "../interest/subject.js";
 import type { LocalPublishHandler, RegionPort } from "../region/port.js";
 import { BridgeheadError } from "../util/errors.js";
-import { decodeFrameInto, FrameEncoder, FrameError, type InterestAction, type LinkOp } from "./codec.js";
-import { type Destination, Forwarder, parseRoutedReply, routedReply } from "./forwarder.js";
+import {
+  decodeFrame,
+  decodeFrameInto,
+  FrameEncoder,
+  FrameError,
+  type InterestAction,
+  type LinkOp,
+} from "./codec.js";
+import { Deduper } from "./dedupe.js";
+import { type Destination, Forwarder, HELD_HOP, parseRoutedReply, routedReply } from "./forwarder.js";
+import { InFlight } from "./in-flight.js";
 import {
   type Link,
   LinkDialer,
@@ -24,8 +33,11 @@ import {
   type LinkState,
   type LinkToken,
 } from "./link.js";
+import type { OutboxLimits } from "./outbox.js";
 import { type DeltaAction, RemoteInterest } from "./remote-interest.js";
 import { ReplyLedger } from "./reply-ledger.js";
+import { type FrameDropListener, SendQueue } from "./send-queue.js";
+import { type MsgSink, StoreForward } from "./store-forward.js";
 import { type Advertisement, Topology } from "./topology.js";
 
 export interface GatewayPeer {
@@ -51,6 +63,11 @@ export interface GatewayOptions {
   readonly advertiseMs?: number;
   /** Per peer region: what the link may carry each way (export/import filters); none = everything. */
   readonly filters?: FilterLookup;
+  /**
+   * Bounds of the outbox for messages to each destination region (store-and-forward while its path is
+   * down or saturated); default DEFAULT_OUTBOX_LIMITS (docs/delivery-guarantees.md).
+   */
+  readonly outboxLimits?: (destination: string) => OutboxLimits | undefined;
 }
 
 /**
@@ -76,6 +93,8 @@ export interface GatewayStats {
   interestUpdatesSent: number;
   interestUpdatesReceived: number;
   resyncsRequested: number;
+  /** Messages that arrived here a second time (a replay after a link loss) and were not delivered again. */
+  duplicatesDropped: number;
 }
 
 /** Traffic of the links to one peer, summed over every connection so far (monitoring). */
@@ -86,6 +105,10 @@ export interface LinkCounters {
   framesReceived: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Messages this link's export/import filters kept from being sent to or accepted from the peer. */
+  msgsFiltered: number;
+  /** Messages routed to this peer (it was the next hop) while no link to it was up. */
+  msgsUnroutable: number;
   /** Links to this peer that reached `syncing` (the first one included). */
   established: number;
 }
@@ -102,6 +125,14 @@ export interface LinkView extends Readonly<LinkCounters> {
   /** When the current link reached `syncing` (ms since the epoch). */
   readonly since: number | undefined;
   readonly bufferedBytes: number;
+  /** Frames in the current link's send queue (handed to the socket, not yet written to the kernel). */
+  readonly pendingFrames: number;
+  /**
+   * Since when (ms since the epoch) the link has been waiting for interest: the handshake while it is
+   * `syncing` (the peer's snapshot not yet in), else the oldest unanswered RESYNC_REQUEST sent on it.
+   * Undefined when nothing is awaited.
+   */
+  readonly interestAwaitedSince: number | undefined;
   /** Dial attempts since the last successful handshake (this side dials only). */
   readonly dialAttempts: number;
   /** How the last link to this peer ended. */
@@ -119,9 +150,40 @@ export class GatewayError extends BridgeheadError {
   override readonly name = "GatewayError";
 }
 
-/** Per-link state: the link, its outbound encoder and flush scheduling. */
-class Session {
+/**
+ * Data the link may hold unacknowledged before new frames wait in its send queue instead (backpressure):
+ * enough for full speed at LAN round trips, small enough that a saturated link cannot take the heap.
+ */
+const MAX_UNACKED_BYTES = 32 * 1024 * 1024;
+/** Bytes queued in the socket (not yet handed to the kernel) above which nothing more is written. */
+const MAX_SOCKET_BUFFERED = 8 * 1024 * 1024;
+/** The receiver ACKs at least every this many MSG ops, and otherwise within ACK_DELAY_MS. */
+const ACK_EVERY = 512;
+const ACK_DELAY_MS = 10;
+
+/**
+ * Per-link state: the link, its two encoders, its send queue and flush scheduling. Control ops (interest,
+ * topology, ACKs) and data (MSG) are encoded apart; control is written at once at every flush, data goes
+ * through the send queue and only while the link is not saturated, so interest and ACKs never wait behind
+ * a backlog of messages. With a peer that ACKs (feature `ack`), every data frame written is kept until
+ * acknowledged, for replay if the link dies.
+ */
+class Session implements MsgSink {
+  /** Control ops: interest, topology, resync, ACK. */
   readonly encoder = new FrameEncoder();
+  /** MSG ops only. */
+  readonly data = new FrameEncoder();
+  readonly inFlight = new InFlight();
+  readonly queue: SendQueue;
+  /** The peer ACKs what it receives, so unacknowledged frames can be replayed. */
+  readonly reliable: boolean;
+  /** MSG ops received on this link, and the count last ACKed to the peer. */
+  received = 0;
+  ackedReceived = 0;
+  ackTimer: NodeJS.Timeout | undefined;
+  /** Data frames the socket refused (link no longer open): replayed with the unacknowledged ones. */
+  private readonly refused: { frame: Buffer; ops: number }[] = [];
+  private readonly opCounts: number[] = [];
   /** Set once the peer broke the protocol: the rest of its frames is ignored. */
   closing = false;
   /** Undefined = the link carries everything that way. */
@@ -133,15 +195,59 @@ class Session {
   msgsReceived = 0;
   framesReceived = 0;
   bytesReceived = 0;
+  msgsFiltered = 0;
+  msgsUnroutable = 0;
+  /** Origins whose snapshot was asked for on this link, and when (monitoring: convergence lag). */
+  readonly resyncsPending = new Map<string, number>();
   readonly since = Date.now();
   private flushQueued = false;
 
   constructor(
     readonly peer: string,
     readonly link: Link,
-  ) {}
+    limits: OutboxLimits,
+    onDrop: FrameDropListener,
+  ) {
+    this.reliable = link.peerFeatures.includes("ack");
+    this.queue = new SendQueue(limits, onDrop);
+  }
 
-  /** Send what the encoder holds once the current event-loop turn is done: many ops, few frames. */
+  /** More data would only wait: the send queue holds some already, or the link cannot take more now. */
+  saturated(): boolean {
+    return this.queue.frames > 0 || !this.canWrite();
+  }
+
+  private canWrite(): boolean {
+    return this.inFlight.bytes < MAX_UNACKED_BYTES && this.link.bufferedAmount < MAX_SOCKET_BUFFERED;
+  }
+
+  sendMsg(
+    origin: string,
+    originSeq: number,
+    subject: string,
+    reply: string,
+    hdrLen: number,
+    payload: Buffer,
+    start: number,
+    end: number,
+    dests: readonly Destination[],
+  ): void {
+    this.data.msg(origin, originSeq, subject, reply, hdrLen, payload, start, end, dests);
+    this.msgsSent++;
+    this.flushSoon();
+  }
+
+  /** Data frames not known to have reached the peer, oldest first, with the ops of each to skip. */
+  takeUnsent(): { frame: Buffer; skipOps: number }[] {
+    const out = this.reliable ? this.inFlight.unacked() : [];
+    for (const r of this.refused) out.push({ frame: r.frame, skipOps: 0 });
+    this.refused.length = 0;
+    for (const q of this.queue.takeAll()) out.push({ frame: q.frame, skipOps: 0 });
+    for (const frame of this.data.take()) out.push({ frame, skipOps: 0 });
+    return out;
+  }
+
+  /** Send what the encoders hold once the current event-loop turn is done: many ops, few frames. */
   flushSoon(): void {
     if (this.flushQueued) return;
     this.flushQueued = true;
@@ -153,11 +259,43 @@ class Session {
 
   flush(): void {
     for (const frame of this.encoder.take()) {
-      if (!this.link.send(frame)) return;
+      if (!this.link.send(frame)) break;
       this.framesSent++;
       this.bytesSent += frame.length;
     }
+    if (this.data.pendingOps > 0) {
+      const counts = this.opCounts;
+      counts.length = 0;
+      const frames = this.data.take(counts);
+      const now = performance.now();
+      for (let i = 0; i < frames.length; i++) this.queue.push(frames[i]!, counts[i]!, now);
+    }
+    this.pump();
   }
+
+  /** Write queued data frames while the link can take them (called again on ACKs and by a timer). */
+  pump(): void {
+    while (this.queue.frames > 0 && this.canWrite()) {
+      const q = this.queue.shift()!;
+      if (!this.link.send(q.frame)) {
+        // The link is going down: keep the frame for replay rather than lose its messages.
+        this.refused.push(q);
+        continue;
+      }
+      if (this.reliable) this.inFlight.add(q.frame, q.ops);
+      this.framesSent++;
+      this.bytesSent += q.frame.length;
+    }
+  }
+}
+
+/** See LinkView.interestAwaitedSince. */
+function awaitedSince(s: Session): number | undefined {
+  const t = Math.min(
+    s.link.state === "syncing" ? s.since : Number.POSITIVE_INFINITY,
+    ...s.resyncsPending.values(),
+  );
+  return Number.isFinite(t) ? t : undefined;
 }
 
 const ACTION: Record<InterestChange["op"], InterestAction> = { add: 1, update: 2, remove: 3 };
@@ -185,6 +323,7 @@ export class Gateway implements LocalPublishHandler {
     interestUpdatesSent: 0,
     interestUpdatesReceived: 0,
     resyncsRequested: 0,
+    duplicatesDropped: 0,
   };
   /** Sequence of this region's own interest changes (what others see as its applied sequence). */
   localSeq = 0;
@@ -198,6 +337,11 @@ export class Gateway implements LocalPublishHandler {
   private readonly resyncAsked = new Map<string, number>();
   /** Routed reply subjects of requests carried here: replies to them pass link filters. */
   private readonly replies = new ReplyLedger();
+  /** Outboxes, held interest and drop accounting (store-and-forward). */
+  readonly store: StoreForward;
+  /** Duplicate detection for messages delivered here, by (origin, origin sequence). */
+  readonly dedupe = new Deduper();
+  private drainQueued = false;
   private closed = false;
   private filters: FilterLookup | undefined;
   private listenAddress: { host: string; port: number } | undefined;
@@ -206,6 +350,10 @@ export class Gateway implements LocalPublishHandler {
   private readonly lastLoss = new Map<string, LinkLoss>();
   /** Per origin: when its interest last changed here (ms since the epoch). */
   private readonly interestAppliedAt = new Map<string, number>();
+  /** Per origin: the peer whose link carried the interest last applied (monitoring). */
+  private readonly interestSource = new Map<string, string>();
+  /** Messages routed to a peer whose link was not up, while no session exists to count them on. */
+  private readonly unroutableTo = new Map<string, number>();
   private readonly rttListeners = new Set<(peer: string, rttMicros: number) => void>();
 
   constructor(
@@ -217,6 +365,7 @@ export class Gateway implements LocalPublishHandler {
     this.topology = new Topology(this.region, this.epoch);
     this.forwarder = new Forwarder(this.region, this.remote, this.topology);
     this.filters = options.filters;
+    this.store = new StoreForward({ logger: this.log, limits: options.outboxLimits });
   }
 
   /**
@@ -260,6 +409,8 @@ export class Gateway implements LocalPublishHandler {
     this.timers.push(
       setInterval(() => this.advertise(), o.advertiseMs ?? 10_000),
       setInterval(() => this.healInterest(), 1000),
+      setInterval(() => this.storeTick(), 100),
+      setInterval(() => this.logDropSummary(), 10_000),
     );
     for (const t of this.timers) t.unref();
   }
@@ -359,6 +510,8 @@ export class Gateway implements LocalPublishHandler {
       rttMicros: s?.link.rttMicros,
       since: s?.since,
       bufferedBytes: s?.link.bufferedAmount ?? 0,
+      pendingFrames: s?.link.pendingFrames ?? 0,
+      interestAwaitedSince: s === undefined ? undefined : awaitedSince(s),
       dialAttempts: dialer?.attempts ?? 0,
       lastLoss: this.lastLoss.get(peer),
       msgsSent: count("msgsSent"),
@@ -367,8 +520,15 @@ export class Gateway implements LocalPublishHandler {
       framesReceived: count("framesReceived"),
       bytesSent: count("bytesSent"),
       bytesReceived: count("bytesReceived"),
+      msgsFiltered: count("msgsFiltered"),
+      msgsUnroutable: count("msgsUnroutable") + (this.unroutableTo.get(peer) ?? 0),
       established: (past?.established ?? 0) + (s === undefined ? 0 : 1),
     };
+  }
+
+  /** The peer whose link carried the interest of `origin` applied last; undefined for none (or itself). */
+  interestLearnedFrom(origin: string): string | undefined {
+    return this.interestSource.get(origin);
   }
 
   /** When `origin`'s interest last changed here (snapshot or delta applied), ms since the epoch. */
@@ -410,7 +570,9 @@ export class Gateway implements LocalPublishHandler {
       existing.link.close(4002, `duplicate region ${peer}: replaced by the link ${keepDialedBy} dialed`);
       this.sessions.delete(peer);
     }
-    const session = new Session(peer, link);
+    const session = new Session(peer, link, this.store.limitsFor(peer), (reason, _frame, ops) =>
+      this.store.countDrops(peer, reason, ops, { via: "send queue" }),
+    );
     this.applyFilters(session);
     this.sessions.set(peer, session);
     link.onFrame((frame) => this.onFrame(session, frame));
@@ -424,6 +586,11 @@ export class Gateway implements LocalPublishHandler {
         this.log.info({ peer, state, cause }, "link lost");
         this.linksChanged();
       }
+      if (state === "down" || state === "closed") {
+        clearTimeout(session.ackTimer);
+        // After the topology update above, so what the peer did not acknowledge takes the new routes.
+        this.replayUnsent(session);
+      }
     });
     // Initial sync: every advertisement and every origin's interest we know, ours included.
     const enc = session.encoder;
@@ -436,6 +603,7 @@ export class Gateway implements LocalPublishHandler {
     }
     session.flush();
     this.linksChanged();
+    this.drainSoon();
   }
 
   /** A session ended: keep its counters (metrics are totals per peer) and the cause. */
@@ -447,6 +615,8 @@ export class Gateway implements LocalPublishHandler {
       framesReceived: 0,
       bytesSent: 0,
       bytesReceived: 0,
+      msgsFiltered: 0,
+      msgsUnroutable: 0,
       established: 0,
     };
     past.msgsSent += s.msgsSent;
@@ -455,9 +625,18 @@ export class Gateway implements LocalPublishHandler {
     past.framesReceived += s.framesReceived;
     past.bytesSent += s.bytesSent;
     past.bytesReceived += s.bytesReceived;
+    past.msgsFiltered += s.msgsFiltered;
+    past.msgsUnroutable += s.msgsUnroutable;
     past.established++;
     this.pastLinks.set(s.peer, past);
     this.lastLoss.set(s.peer, { state, cause: cause ?? "unknown", at: Date.now() });
+  }
+
+  /** Outbox limits changed (config reload): apply them to every outbox and link send queue. */
+  refreshOutboxLimits(): void {
+    this.store.refreshLimits();
+    const now = performance.now();
+    for (const s of this.sessions.values()) s.queue.setLimits(this.store.limitsFor(s.peer), now);
   }
 
   /** Up links changed: re-advertise, forget regions no longer reachable. */
@@ -476,11 +655,109 @@ export class Gateway implements LocalPublishHandler {
     this.forgetUnreachable();
   }
 
+  /**
+   * Regions that became unreachable keep their interest for their outbox's max age (store-and-forward):
+   * messages for them are parked, not dropped. Regions reachable again are released and their outboxes
+   * drained.
+   */
   private forgetUnreachable(): void {
     for (const region of this.topology.takeUnreachable()) {
-      if (this.remote.forget(region))
-        this.log.info({ origin: region }, "region unreachable: interest forgotten");
+      this.interestSource.delete(region);
+      for (const s of this.sessions.values()) s.resyncsPending.delete(region);
+      if (this.remote.origin(region) === undefined) continue;
+      this.store.hold(region);
+      this.forwarder.hold(region);
+      this.log.info(
+        { origin: region, holdMs: this.store.limitsFor(region).maxAgeMs },
+        "region unreachable: holding its interest, parking its messages",
+      );
     }
+    let released = false;
+    for (const region of this.store.heldRegions()) {
+      if (!this.topology.reachable(region)) continue;
+      this.store.release(region);
+      this.forwarder.release(region);
+      released = true;
+      this.log.info({ origin: region, parked: this.store.parkedFor(region) }, "region reachable again");
+    }
+    if (released) this.drainSoon();
+  }
+
+  /** Periodic store-and-forward work: expiry, holds that ran out, replay of what can go now. */
+  private storeTick(): void {
+    const now = performance.now();
+    for (const s of this.sessions.values()) {
+      s.queue.enforce(now);
+      s.pump();
+    }
+    this.store.expire();
+    for (const region of this.store.takeExpiredHolds()) {
+      this.forwarder.release(region);
+      if (this.remote.forget(region))
+        this.log.info({ origin: region }, "region unreachable past its outbox max age: interest forgotten");
+    }
+    this.drainSoon();
+  }
+
+  private logDropSummary(): void {
+    const summary = this.store.takeDropSummary();
+    if (summary.size === 0) return;
+    const drops: Record<string, number> = {};
+    for (const [k, n] of summary) drops[k] = n;
+    this.log.warn({ drops, totals: this.store.drops }, "outbox drops in the last interval");
+  }
+
+  /** Replay parked messages through whatever path exists now; once per event-loop turn at most. */
+  private drainSoon(): void {
+    if (this.drainQueued || this.store.empty || this.closed) return;
+    this.drainQueued = true;
+    setImmediate(() => {
+      this.drainQueued = false;
+      if (this.closed) return;
+      this.store.drain(
+        (dest) => {
+          const hop = this.topology.nextHop(dest);
+          return hop === undefined ? undefined : this.sessions.get(hop);
+        },
+        (dest, subject, queues) => this.stillWants(dest, subject, queues),
+        (sink, subject) => {
+          const f = this.filterSubject(subject);
+          const out = this.sessions.get(sink.peer)?.outbound;
+          return f === undefined || out === undefined || out.allows(f);
+        },
+      );
+    });
+  }
+
+  /** Whether `region` (as far as this region knows now) wants `subject`: a plain subscription, or one of `queues`. */
+  private stillWants(region: string, subject: string, queues: readonly string[]): boolean {
+    const routed = parseRoutedReply(subject);
+    if (routed !== undefined) return routed.region === region || this.topology.reachable(routed.region);
+    const m = this.remote.sublist.match(subject);
+    for (const e of m.plain) if (e.region === region) return true;
+    for (const group of m.queues) {
+      for (const e of group) if (e.region === region && queues.includes(e.queue ?? "")) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A link ended: the data frames the peer did not acknowledge (and any not yet written) are decoded again
+   * and each message re-routed by its destination set: another path if there is one, else the outbox.
+   * Destinations that did get it will drop the copy by (origin, sequence).
+   */
+  private replayUnsent(s: Session): void {
+    let n = 0;
+    for (const { frame, skipOps } of s.takeUnsent()) {
+      let i = 0;
+      for (const op of decodeFrame(frame)) {
+        if (op.type !== "msg" || i++ < skipOps) continue;
+        this.route(undefined, op);
+        n++;
+      }
+    }
+    if (n > 0)
+      this.log.info({ peer: s.peer, msgs: n }, "re-routing messages the lost link did not acknowledge");
   }
 
   /** Ask for the interest of reachable regions we know nothing about (e.g. after a partition heals). */
@@ -501,6 +778,7 @@ export class Gateway implements LocalPublishHandler {
         );
       this.resyncAsked.set(region, now);
       this.stats.resyncsRequested++;
+      if (!s.resyncsPending.has(region)) s.resyncsPending.set(region, now);
       s.encoder.resync(region);
       s.flushSoon();
     }
@@ -643,6 +921,7 @@ export class Gateway implements LocalPublishHandler {
         });
         if (outcome === "applied") {
           this.interestAppliedAt.set(op.origin, Date.now());
+          this.interestSource.set(op.origin, session.peer);
           this.flood(session, (s) =>
             this.sendDelta(s, op.origin, op.epoch, op.seq, op.action, op.subject, op.queue, op.weight),
           );
@@ -652,6 +931,7 @@ export class Gateway implements LocalPublishHandler {
             { peer: session.peer, origin: op.origin, seq: op.seq },
             "interest gap: asking for a snapshot",
           );
+          if (!session.resyncsPending.has(op.origin)) session.resyncsPending.set(op.origin, Date.now());
           session.encoder.resync(op.origin);
           session.flushSoon();
         }
@@ -665,13 +945,18 @@ export class Gateway implements LocalPublishHandler {
           queue: e.queue === "" ? undefined : e.queue,
           weight: e.weight,
         }));
+        session.resyncsPending.delete(op.origin);
         if (this.remote.applySnapshot(op.origin, op.epoch, op.seq, entries)) {
           this.interestAppliedAt.set(op.origin, Date.now());
+          this.interestSource.set(op.origin, session.peer);
+          // Whichever link it came over, the origin's interest is known again: nothing is awaited for it.
+          for (const other of this.sessions.values()) other.resyncsPending.delete(op.origin);
           this.flood(session, (s) => this.sendSnapshot(s, op.origin, op.epoch, op.seq, op.entries));
         }
         if (op.origin === session.peer && session.link.state === "syncing") {
           // The link logs `link up` itself.
           session.link.markUp();
+          this.drainSoon();
         }
         return;
       }
@@ -686,6 +971,15 @@ export class Gateway implements LocalPublishHandler {
         session.flushSoon();
         return;
       }
+      case "ack":
+        if (!session.inFlight.ack(op.count)) {
+          session.closing = true;
+          session.link.close(4000, "protocol error: ACK for more MSG ops than were sent");
+          return;
+        }
+        session.pump();
+        if (!this.store.empty) this.drainSoon();
+        return;
       case "topology": {
         const ad: Advertisement = {
           origin: op.origin,
@@ -724,15 +1018,19 @@ export class Gateway implements LocalPublishHandler {
     const filterSubject = this.filterSubject(subject);
     let sent = false;
     for (const b of branches) {
-      const s = this.sessions.get(b.nextHop);
-      if (s === undefined) continue;
-      if (filterSubject !== undefined && s.outbound !== undefined && !s.outbound.allows(filterSubject)) {
+      // Held regions (unreachable, interest kept) and a next hop whose link just went: park.
+      const s = b.nextHop === HELD_HOP ? undefined : this.sessions.get(b.nextHop);
+      if (
+        s !== undefined &&
+        filterSubject !== undefined &&
+        s.outbound !== undefined &&
+        !s.outbound.allows(filterSubject)
+      ) {
         this.stats.msgsFiltered++;
+        s.msgsFiltered++;
         continue;
       }
-      s.encoder.msg(this.region, seq, subject, wireReply, hdr, buf, start, end, b.dests);
-      s.msgsSent++;
-      s.flushSoon();
+      this.store.send(s, this.region, seq, subject, wireReply, hdr, buf, start, end, b.dests);
       sent = true;
     }
     if (sent) this.stats.msgsForwarded++;
@@ -753,6 +1051,7 @@ export class Gateway implements LocalPublishHandler {
   private onMsg(session: Session, op: Extract<LinkOp, { type: "msg" }>): void {
     this.stats.msgsReceived++;
     session.msgsReceived++;
+    if (session.reliable) this.countForAck(session);
     const filterSubject = this.filterSubject(op.subject);
     if (
       filterSubject !== undefined &&
@@ -760,6 +1059,7 @@ export class Gateway implements LocalPublishHandler {
       !session.inbound.allows(filterSubject)
     ) {
       this.stats.msgsFiltered++;
+      session.msgsFiltered++;
       return;
     }
     if (op.reply !== "") this.replies.record(op.reply);
@@ -768,18 +1068,36 @@ export class Gateway implements LocalPublishHandler {
       this.deliver(op, op.dests[0]!);
       return;
     }
+    this.route(session, op);
+  }
+
+  /**
+   * Pass a message on by its destination set (transit, or replay of a lost link's frames when `from` is
+   * undefined) and deliver the part for this region.
+   */
+  private route(from: Session | undefined, op: Extract<LinkOp, { type: "msg" }>): void {
     const { local, branches, unreachable } = this.forwarder.split(op.dests);
+    const filterSubject = this.filterSubject(op.subject);
     for (const b of branches) {
       const s = this.sessions.get(b.nextHop);
-      if (s === undefined || s === session) {
+      if (s !== undefined && s === from) {
+        // Routes still point back where it came from (topology in flux): never bounce it.
         this.stats.msgsUnroutable++;
+        s.msgsUnroutable++;
         continue;
       }
-      if (filterSubject !== undefined && s.outbound !== undefined && !s.outbound.allows(filterSubject)) {
+      if (
+        s !== undefined &&
+        filterSubject !== undefined &&
+        s.outbound !== undefined &&
+        !s.outbound.allows(filterSubject)
+      ) {
         this.stats.msgsFiltered++;
+        s.msgsFiltered++;
         continue;
       }
-      s.encoder.msg(
+      this.store.send(
+        s,
         op.origin,
         op.originSeq,
         op.subject,
@@ -790,15 +1108,45 @@ export class Gateway implements LocalPublishHandler {
         op.payload.length,
         b.dests,
       );
-      s.msgsSent++;
-      s.flushSoon();
-      this.stats.msgsTransit++;
+      if (from !== undefined) this.stats.msgsTransit++;
     }
-    if (unreachable.length > 0) this.stats.msgsUnroutable += unreachable.length;
+    if (unreachable.length > 0) {
+      // No path now: park for when one comes back (or until the outbox's max age).
+      const copy = Buffer.from(op.payload);
+      for (const d of unreachable) {
+        this.store.park(d, op.origin, op.originSeq, op.subject, op.reply, op.hdrLen, copy);
+      }
+    }
     if (local !== undefined) this.deliver(op, local);
   }
 
+  /** Count a received MSG op and ACK the total soon: at once every ACK_EVERY ops, else within ACK_DELAY_MS. */
+  private countForAck(s: Session): void {
+    s.received++;
+    if (s.received - s.ackedReceived >= ACK_EVERY) {
+      this.sendAck(s);
+      return;
+    }
+    if (s.ackTimer === undefined) {
+      s.ackTimer = setTimeout(() => this.sendAck(s), ACK_DELAY_MS);
+    }
+  }
+
+  private sendAck(s: Session): void {
+    clearTimeout(s.ackTimer);
+    s.ackTimer = undefined;
+    if (s.received === s.ackedReceived || this.sessions.get(s.peer) !== s) return;
+    s.ackedReceived = s.received;
+    s.encoder.ack(s.received);
+    s.flushSoon();
+  }
+
   private deliver(op: Extract<LinkOp, { type: "msg" }>, local: Destination): void {
+    // A copy replayed after a link loss may have arrived before: deliver each (origin, sequence) once.
+    if (!this.dedupe.accept(op.origin, this.topology.epochOf(op.origin) ?? 0, op.originSeq)) {
+      this.stats.duplicatesDropped++;
+      return;
+    }
     let subject = op.subject;
     const routed = parseRoutedReply(subject);
     if (routed !== undefined && routed.region === this.region) subject = routed.subject;

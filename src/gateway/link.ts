@@ -243,8 +243,14 @@ export function checkHello(text: string, want: HelloExpectation): HelloVerdict {
   return { ok: true, hello };
 }
 
+/**
+ * Features this side announces. `ack`: it sends ACK ops for the MSG ops it receives, so the sender may keep
+ * unacknowledged frames for replay (docs/link-protocol.md §3, §7).
+ */
+export const FEATURES: string[] = ["ack"];
+
 function helloText(region: string, token: string): string {
-  const hello: Hello = { type: "hello", protocol: LINK_PROTOCOL_VERSION, region, token, features: [] };
+  const hello: Hello = { type: "hello", protocol: LINK_PROTOCOL_VERSION, region, token, features: FEATURES };
   return JSON.stringify(hello);
 }
 
@@ -324,6 +330,13 @@ export class Link {
   private socketClosed = false;
   /** Send stamps (performance.now()) of pings not answered yet, oldest first. */
   private readonly pings: number[] = [];
+  /**
+   * When anything last arrived from the peer (frame, ping or pong; performance.now()). A pong can be late
+   * because our own ping waits behind data on a saturated link; traffic from the peer still proves it alive.
+   */
+  private lastHeardAt = 0;
+  /** Frames handed to the socket whose write has not completed (monitoring: the link's send queue). */
+  private _pendingFrames = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
@@ -358,6 +371,9 @@ export class Link {
     ws.on("open", () => this.guard(() => this.onOpen()));
     ws.on("message", (data: RawData, isBinary: boolean) => this.guard(() => this.onMessage(data, isBinary)));
     ws.on("pong", (data: Buffer) => this.guard(() => this.onPong(data)));
+    ws.on("ping", () => {
+      this.lastHeardAt = performance.now();
+    });
     ws.on("error", (err: Error) => this.guard(() => this.onError(err)));
     ws.on("close", (code: number, reason: Buffer) => this.guard(() => this.onSocketClose(code, reason)));
 
@@ -393,6 +409,11 @@ export class Link {
     return this.ws.bufferedAmount;
   }
 
+  /** Frames sent and not yet handed to the kernel (the count behind `bufferedAmount`). */
+  get pendingFrames(): number {
+    return this._pendingFrames;
+  }
+
   /** How the link ended; set once the state is `down` or `closed`. */
   get closeInfo(): LinkCloseInfo | undefined {
     return this._closeInfo;
@@ -419,9 +440,15 @@ export class Link {
       return false;
     }
     try {
-      this.ws.send(frame, { binary: true });
+      // The callback runs once the write completes (or fails when the socket ends): what is between is
+      // the link's real send queue, which the monitor reports as its outbox depth.
+      this._pendingFrames++;
+      this.ws.send(frame, { binary: true }, () => {
+        this._pendingFrames--;
+      });
       return true;
     } catch {
+      this._pendingFrames = Math.max(0, this._pendingFrames - 1);
       return false;
     }
   }
@@ -472,6 +499,7 @@ export class Link {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.isFinal()) return;
+    this.lastHeardAt = performance.now();
     if (this._state === "connecting") {
       if (isBinary) {
         this.refuse(
@@ -550,7 +578,10 @@ export class Link {
 
   private heartbeat(): void {
     if (this._state !== "syncing" && this._state !== "up") return;
-    if (this.pings.length >= this.tuning.missedPongs) {
+    if (
+      this.pings.length >= this.tuning.missedPongs &&
+      performance.now() - this.lastHeardAt >= this.tuning.missedPongs * this.tuning.heartbeatMs
+    ) {
       this.end("down", { code: LinkCloseCode.HEARTBEAT_TIMEOUT, reason: "heartbeat timeout", by: "local" });
       return;
     }
@@ -568,6 +599,7 @@ export class Link {
 
   private onPong(data: Buffer): void {
     if (this._state !== "syncing" && this._state !== "up") return;
+    this.lastHeardAt = performance.now();
     if (data.length !== 8) return; // unsolicited or foreign pong: allowed by RFC 6455, ignored
     const stamp = data.readDoubleBE(0);
     const i = this.pings.indexOf(stamp);

@@ -85,6 +85,11 @@ export class Topology {
     return [this.own, ...this.lsdb.values()];
   }
 
+  /** The epoch (run) of `origin` as its latest advertisement says; undefined if it never advertised. */
+  epochOf(origin: string): number | undefined {
+    return origin === this.self ? this.epoch : this.lsdb.get(origin)?.epoch;
+  }
+
   reachable(region: string): boolean {
     this.recompute();
     return this.routes.has(region);

@@ -7,6 +7,7 @@ import { type BrokerOptions, brokerOptions } from "../broker/options.js";
 import { BrokerServer } from "../broker/server.js";
 import { type FilterLookup, Gateway, type GatewayPeer } from "../gateway/gateway.js";
 import type { LinkToken } from "../gateway/link.js";
+import type { OutboxLimits } from "../gateway/outbox.js";
 import { EmbeddedRegionPort } from "./embedded.js";
 
 export interface RegionOptions {
@@ -20,6 +21,7 @@ export interface RegionOptions {
     readonly heartbeatMs?: number;
     readonly advertiseMs?: number;
     readonly filters?: FilterLookup;
+    readonly outboxLimits?: (destination: string) => OutboxLimits | undefined;
   };
   readonly logger: Logger;
 }
@@ -50,6 +52,7 @@ export async function startRegion(o: RegionOptions): Promise<RunningRegion> {
     heartbeatMs: o.gateway.heartbeatMs,
     advertiseMs: o.gateway.advertiseMs,
     filters: o.gateway.filters,
+    outboxLimits: o.gateway.outboxLimits,
   });
   try {
     await gateway.start();

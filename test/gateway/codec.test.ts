@@ -26,6 +26,9 @@ function put(enc: FrameEncoder, op: LinkOp): void {
     case "topology":
       enc.topology(op.origin, op.epoch, op.seq, op.neighbors);
       return;
+    case "ack":
+      enc.ack(op.count);
+      return;
     case "msg":
       enc.msg(
         op.origin,
@@ -135,6 +138,33 @@ describe("frame layout", () => {
     ].join("");
     expect(frames[0]!.toString("hex")).toBe(expected);
     expect(frames[0]![0]).toBe(LINK_FRAME_VERSION);
+  });
+
+  it("encodes ACK as op 0x30 and a u64 count (high word first); a count past 2^53 is refused", () => {
+    const enc = new FrameEncoder();
+    enc.ack(2 ** 32 + 5);
+    const [frame] = enc.take();
+    expect(frame!.toString("hex")).toBe("0100" + "30" + "00000001" + "00000005");
+    expect(decodeFrame(frame!)).toEqual([{ type: "ack", count: 2 ** 32 + 5 }]);
+    const bad = Buffer.from("0100" + "30" + "00200000" + "00000000", "hex");
+    expect(() => decodeFrame(bad)).toThrow(
+      /^ACK at offset 2: count high word 2097152 at byte 3 puts it past 2\^53/,
+    );
+    expect(() => decodeFrame(Buffer.from("0100300000", "hex"))).toThrow(
+      /^ACK at offset 2: count \(4 bytes\)/,
+    );
+    expect(() => enc.ack(-1)).toThrow(RangeError);
+    expect(() => enc.ack(0.5)).toThrow(RangeError);
+  });
+
+  it("reports how many ops each taken frame holds", () => {
+    const enc = new FrameEncoder({ maxFrameBytes: 40 });
+    for (let i = 0; i < 7; i++) enc.ack(i);
+    const counts: number[] = [];
+    const frames = enc.take(counts);
+    expect(counts).toHaveLength(frames.length);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(7);
+    for (const [i, f] of frames.entries()) expect(decodeFrame(f)).toHaveLength(counts[i]!);
   });
 
   it("writes hdrLen -1 as a two's complement i32", () => {
@@ -799,6 +829,10 @@ const opArb: fc.Arbitrary<LinkOp> = fc.oneof(
   }),
   fc.record({ type: fc.constant("resync" as const), origin: latin1(12) }),
   fc.record({
+    type: fc.constant("ack" as const),
+    count: fc.oneof(fc.constantFrom(0, 2 ** 32, Number.MAX_SAFE_INTEGER), fc.maxSafeNat()),
+  }),
+  fc.record({
     type: fc.constant("topology" as const),
     origin: latin1(12),
     epoch: u32Arb,
@@ -849,7 +883,7 @@ describe("properties", () => {
 // Fuzzing: whatever the bytes, decoding returns ops or throws a FrameError, and both decoders agree.
 
 const ERROR_HEAD =
-  /^(frame header|op|INTEREST_SNAPSHOT|INTEREST_DELTA|RESYNC_REQUEST|TOPOLOGY|MSG) at offset (\d+): /;
+  /^(frame header|op|INTEREST_SNAPSHOT|INTEREST_DELTA|RESYNC_REQUEST|TOPOLOGY|MSG|ACK) at offset (\d+): /;
 
 /** Decode `frame` both ways and check the outcome is well-formed; returns whether it decoded. */
 function checkDecode(frame: Buffer): boolean {

@@ -504,7 +504,7 @@ describe("Link over WebSocket", () => {
       protocol: 1,
       region: "eu-west",
       token: TOKEN,
-      features: [],
+      features: ["ack"],
     });
   });
 

@@ -10,6 +10,7 @@ import { connect, type NatsConnection, StringCodec } from "nats";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeFrame, FrameEncoder } from "../../src/gateway/codec.js";
+import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../../src/gateway/outbox.js";
 import { type RunningRegion, startRegion } from "../../src/region/region.js";
 import { LinkPeer, withHeaders } from "../helpers/link-peer.js";
 import { waitUntil } from "../helpers/regions.js";
@@ -30,11 +31,15 @@ afterEach(async () => {
   for (const r of regions.splice(0)) await r.close().catch(() => {});
 });
 
-async function region(name = "r"): Promise<RunningRegion> {
+async function region(name = "r", outbox?: Partial<OutboxLimits>): Promise<RunningRegion> {
   const r = await startRegion({
     name,
     broker: { host: "127.0.0.1", port: 0 },
-    gateway: { token: TOKEN, listen: { host: "127.0.0.1", port: 0 } },
+    gateway: {
+      token: TOKEN,
+      listen: { host: "127.0.0.1", port: 0 },
+      outboxLimits: outbox === undefined ? undefined : () => ({ ...DEFAULT_OUTBOX_LIMITS, ...outbox }),
+    },
     logger,
   });
   regions.push(r);
@@ -451,7 +456,9 @@ describe("protocol peer: messages from the peer", () => {
     expect(passed.dests).toEqual([{ region: "p2", queues: ["g"] }]);
     await waitUntil(() => here.length === 1, "local copy");
     expect(r.gateway.stats.msgsTransit).toBe(1);
-    expect(r.gateway.stats.msgsUnroutable).toBe(2);
+    // Back to its sender: refused. To a region with no path: parked until one appears (or it expires).
+    expect(r.gateway.stats.msgsUnroutable).toBe(1);
+    expect(r.gateway.store.parkedFor("nowhere")).toBe(1);
     await roundTrip(p, r);
     expect(p.received("msg")).toEqual([]);
   });
@@ -525,8 +532,8 @@ describe("protocol peer: malformed frames", () => {
 });
 
 describe("protocol peer: topology", () => {
-  it("interest of an origin that becomes unreachable is forgotten", async () => {
-    const r = await region("r");
+  it("interest of an origin that becomes unreachable is held for the outbox max age, its messages parked, then forgotten", async () => {
+    const r = await region("r", { maxAgeMs: 1500 });
     const p = await peer(r);
     const nc = await client(r);
     // x's interest arrives before anything makes x reachable: kept, and used once x is reachable.
@@ -546,9 +553,19 @@ describe("protocol peer: topology", () => {
     const m = await p.waitFor("msg", (op) => op.subject === "x.sub", { from });
     expect(m.dests).toEqual([{ region: "x", queues: [] }]);
 
-    // p withdraws its link to x: x is unreachable, its interest forgotten; p's own stays.
+    // p withdraws its link to x: x is unreachable. Its interest is held and a publish for it parked...
     p.topology("p", EP, 2, [{ region: "r", rttMicros: 500 }]);
+    await waitUntil(() => r.gateway.store.isHeld("x"), "x's interest to be held");
+    expect(r.gateway.remote.origin("x")).toBeDefined();
+    const parkedFrom = p.mark();
+    nc.publish("x.sub", sc.encode("while x is away"));
+    await nc.flush();
+    await waitUntil(() => r.gateway.store.parkedFor("x") === 1, "the message for x to be parked");
+    // ...until the outbox's max age: then forgotten, and the parked message counted as expired.
     await waitUntil(() => r.gateway.remote.origin("x") === undefined, "x's interest to be forgotten");
+    expect(r.gateway.store.drops.expired).toBe(1);
+    expect(r.gateway.store.parkedFor("x")).toBe(0);
+    expect(p.ops.slice(parkedFrom).filter((op) => op.type === "msg")).toEqual([]);
     expect(r.gateway.topology.reachable("x")).toBe(false);
     expect(r.gateway.remote.sublist.hasInterest("x.sub")).toBe(false);
     expect(r.gateway.remote.origin("p")).toBeDefined();
@@ -664,5 +681,70 @@ describe("protocol peer: subjects of messages from the wire", () => {
     await probe.flush();
     await waitUntil(() => got.includes("local.probe=ok"), "a local message after the close");
     expect(got.filter((g) => g.startsWith("forged.subject") || g.startsWith("inj"))).toEqual([]);
+  });
+});
+
+describe("protocol peer: acknowledgements and replay", () => {
+  it("MSG ops the peer did not ACK are replayed, in order, over its next link; ACKed ones are not", async () => {
+    const r = await region("r");
+    const nc = await client(r);
+    const p = await peer(r);
+    await bringUp(p, r, 1, [{ subject: "to.p", queue: "", weight: 1 }]);
+    await waitUntil(() => r.gateway.remote.origin("p")?.entries.size === 1, "p's interest applied");
+    for (let i = 1; i <= 5; i++) nc.publish("to.p", sc.encode(`m${i}`));
+    await nc.flush();
+    await waitUntil(() => p.received("msg").length === 5, "5 messages at p");
+    const first = p.received("msg");
+    p.ack(2);
+    await roundTrip(p, r);
+    await p.close();
+    await waitUntil(() => r.gateway.store.parkedFor("p") === 3, "the 3 unacknowledged messages parked for p");
+
+    // p comes back: a new link, the same interest. What it never acknowledged comes first, then new traffic.
+    const again = await peer(r);
+    await bringUp(again, r, 1, [{ subject: "to.p", queue: "", weight: 1 }]);
+    nc.publish("to.p", sc.encode("m6"));
+    await nc.flush();
+    await waitUntil(() => again.received("msg").length === 4, "3 replayed + 1 new message at p");
+    const replayed = again.received("msg");
+    expect(replayed.map((m) => Buffer.from(m.payload).toString())).toEqual(["m3", "m4", "m5", "m6"]);
+    expect(replayed.slice(0, 3).map((m) => m.originSeq)).toEqual(first.slice(2).map((m) => m.originSeq));
+    expect(r.gateway.store.msgsReplayed).toBe(3);
+  });
+
+  it("the region ACKs the MSG ops it receives, cumulatively", async () => {
+    const r = await region("r");
+    const p = await peer(r);
+    await bringUp(p, r);
+    const from = p.mark();
+    for (let i = 0; i < 3; i++) p.msg("nobody.listens", Buffer.from("x"), [{ region: "r", queues: [] }]);
+    const ack = await p.waitFor("ack", (op) => op.count === 3, { from });
+    expect(ack.count).toBe(3);
+  });
+
+  it("a copy that arrives twice (same origin and sequence) is delivered once", async () => {
+    const r = await region("r");
+    const nc = await client(r);
+    const got = collect(nc, "dup");
+    await nc.flush();
+    const p = await peer(r);
+    await bringUp(p, r);
+    p.msg("dup", Buffer.from("one"), [{ region: "r", queues: [] }], { originSeq: 77 });
+    p.msg("dup", Buffer.from("one again"), [{ region: "r", queues: [] }], { originSeq: 77 });
+    p.msg("dup", Buffer.from("two"), [{ region: "r", queues: [] }], { originSeq: 78 });
+    await waitUntil(() => got.length === 2, "two distinct messages");
+    await roundTrip(p, r);
+    expect(got).toEqual(["one", "two"]);
+    expect(r.gateway.stats.duplicatesDropped).toBe(1);
+  });
+
+  it("an ACK for more MSG ops than were sent closes the link with 4000", async () => {
+    const r = await region("r");
+    const p = await peer(r);
+    await bringUp(p, r);
+    p.ack(5);
+    const info = await p.ended;
+    expect(info.code).toBe(4000);
+    expect(info.reason).toBe("protocol error: ACK for more MSG ops than were sent");
   });
 });

@@ -38,6 +38,8 @@ export class LinkPeer {
   readonly badFrames: { frame: Buffer; error: unknown }[] = [];
 
   private readonly encoder = new FrameEncoder();
+  /** Origin sequence of the next MSG this peer originates (numbered like a real region: 1, 2, 3, …). */
+  private originSeq = 0;
   private link: Link | undefined;
   private resolveEnded: (info: LinkCloseInfo) => void = () => {};
 
@@ -189,7 +191,7 @@ export class LinkPeer {
     this.send((e) =>
       e.msg(
         opts.origin ?? this.region,
-        opts.originSeq ?? 1,
+        opts.originSeq ?? ++this.originSeq,
         subject,
         opts.reply ?? "",
         opts.hdrLen ?? -1,
@@ -199,6 +201,11 @@ export class LinkPeer {
         dests,
       ),
     );
+  }
+
+  /** ACK: `count` MSG ops of this link received so far. */
+  ack(count: number): void {
+    this.send((e) => e.ack(count));
   }
 
   /** Stop: close the link (1000) and wait until the socket is gone. */

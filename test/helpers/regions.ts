@@ -5,6 +5,7 @@
  */
 import { connect, type NatsConnection } from "nats";
 import { pino } from "pino";
+import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../../src/gateway/outbox.js";
 import { type RunningRegion, startRegion } from "../../src/region/region.js";
 
 export interface Cluster {
@@ -27,7 +28,13 @@ export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 1
 export async function startCluster(
   names: readonly string[],
   edges: readonly (readonly [string, string])[],
-  opts: { token?: string; tokens?: Record<string, string>; heartbeatMs?: number } = {},
+  opts: {
+    token?: string;
+    tokens?: Record<string, string>;
+    heartbeatMs?: number;
+    /** Outbox bounds for every destination (e.g. a short maxAgeMs so a cut-off region is forgotten soon). */
+    outbox?: Partial<OutboxLimits>;
+  } = {},
 ): Promise<Cluster> {
   const logger = pino({ level: process.env.BH_TEST_LOG ?? "silent" });
   const regions = new Map<string, RunningRegion>();
@@ -41,6 +48,8 @@ export async function startCluster(
         listen: { host: "127.0.0.1", port: 0 },
         heartbeatMs: opts.heartbeatMs ?? 500,
         advertiseMs: 1000,
+        outboxLimits:
+          opts.outbox === undefined ? undefined : () => ({ ...DEFAULT_OUTBOX_LIMITS, ...opts.outbox }),
       },
       logger,
     });

@@ -4,9 +4,11 @@
  * region's name). Built from a `LoadedConfig` by `configView` (the config is read at every call, so a
  * reload is seen at once); without a config the gateway's own view stands in.
  */
+
 import type { BrokerServer } from "../broker/server.js";
 import type { LoadedConfig } from "../config/load.js";
 import type { Gateway } from "../gateway/gateway.js";
+import { DEFAULT_OUTBOX_LIMITS } from "../gateway/outbox.js";
 
 /** The export and import lists of one direction of a link, as configured (UTF-8 text patterns). */
 export interface DirectedFilterLists {
@@ -40,12 +42,27 @@ export interface RegionContext {
   originSeq(origin: string): { epoch: number; seq: number } | undefined;
   /** `metrics.enabled` of the config in force. */
   metricsEnabled(): boolean;
+  /** The configured links, each as its two regions (dialer first). Default: none known. */
+  configuredLinks(): readonly (readonly [string, string])[];
+  /**
+   * The bound (bytes) of the link `from`→`to`'s send queue, where it starts shedding: the link's
+   * `outbox.max_bytes`, else DEFAULT_OUTBOX_MAX_BYTES.
+   */
+  outboxMaxBytes(from: string, to: string): number;
+  /**
+   * Another region running in this process (`bridgehead up`), to read its own counters and links directly;
+   * undefined when it runs elsewhere (then only what the link-state database says about it is known).
+   */
+  sibling(name: string): RegionContext | undefined;
 }
+
+/** A link's send-queue bound when the config sets no `outbox.max_bytes` (the store-and-forward default). */
+export const DEFAULT_OUTBOX_MAX_BYTES = DEFAULT_OUTBOX_LIMITS.maxBytes;
 
 /** The parts of a RegionContext a config provides. */
 export type ConfigView = Pick<
   RegionContext,
-  "configuredPeers" | "linkFilters" | "regionNames" | "metricsEnabled"
+  "configuredPeers" | "linkFilters" | "regionNames" | "metricsEnabled" | "configuredLinks" | "outboxMaxBytes"
 >;
 
 /** Reads `config()` at every call, so a reloaded config takes effect at once. */
@@ -66,6 +83,8 @@ export function configView(config: () => LoadedConfig, region: string): ConfigVi
     },
     regionNames: () => config().config.regions.map((r) => r.name),
     metricsEnabled: () => config().config.metrics.enabled,
+    configuredLinks: () => config().config.links.map((l) => l.between),
+    outboxMaxBytes: (from, to) => linkOf(from, to)?.outbox?.max_bytes ?? DEFAULT_OUTBOX_MAX_BYTES,
   };
 }
 
@@ -90,6 +109,9 @@ export function regionContext(
       ]),
     originSeq: parts.originSeq ?? (() => undefined),
     metricsEnabled: parts.metricsEnabled ?? (() => true),
+    configuredLinks: parts.configuredLinks ?? (() => []),
+    outboxMaxBytes: parts.outboxMaxBytes ?? (() => DEFAULT_OUTBOX_MAX_BYTES),
+    sibling: parts.sibling ?? (() => undefined),
   };
 }
 

@@ -11,9 +11,11 @@
  *   import list;
  * - a routed reply (`_GR_.<region>.…`) goes to that region only, without an interest check.
  *
- * Verdicts per region, the first obstacle on the way: `no path`, `filtered` (by link X->Y, export or
+ * Verdicts per region, the first obstacle on the way: `no path` (or `parked`, when this region holds the
+ * unreachable region's interest and stores its messages for it), `filtered` (by link X->Y, export or
  * import list), `no interest`, `served elsewhere` (queue interest only, and the groups go to another
- * region), else `delivered`.
+ * region), `outbox full` (a link on the path, whose sending end this process runs, has a send queue at
+ * or over its outbox size), else `delivered`.
  * The limits of a single region's view are listed in `LIMITS` and returned with every answer.
  */
 import { parseRoutedReply } from "../gateway/forwarder.js";
@@ -21,7 +23,14 @@ import { PatternSet, toWire } from "../interest/pattern-set.js";
 import { isValidLiteralSubject } from "../interest/subject.js";
 import type { RegionContext } from "./context.js";
 
-export type Verdict = "delivered" | "no interest" | "filtered" | "no path" | "served elsewhere";
+export type Verdict =
+  | "delivered"
+  | "no interest"
+  | "filtered"
+  | "no path"
+  | "parked"
+  | "served elsewhere"
+  | "outbox full";
 
 export interface RegionVerdict {
   readonly region: string;
@@ -32,9 +41,11 @@ export interface RegionVerdict {
   readonly path?: readonly string[];
   /** Queue groups this region would serve. */
   readonly queues?: readonly string[];
-  /** For `filtered`: the link (`X->Y`) and which list. */
+  /** For `filtered` and `outbox full`: the link (`X->Y`); for `filtered`, which list. */
   readonly link?: string;
   readonly list?: "export" | "import";
+  /** For `outbox full`: the bytes queued on that link and the size it counts as full at. */
+  readonly outbox?: { readonly bytes: number; readonly frames: number; readonly max_bytes: number };
 }
 
 export interface Explanation {
@@ -55,6 +66,7 @@ export const LIMITS: readonly string[] = [
   "Filters come from the config in force; without one, filters are not checked.",
   "Paths follow this region's link-state database; while it is converging (a link just changed) a real message may take another path or be dropped as unroutable.",
   "Queue groups: among regions of equal cost the choice is random, weighted by members; 'delivered' then means 'may get it, in proportion to its members'. A local member in the publishing region always wins; whether it is eligible (max messages, permissions) is not checked.",
+  "Outbox full: a link on the path holds at least 90 % of its outbox.max_bytes (default 64 MiB) in its send queue and socket buffer: the link is saturated and new messages are being shed per its drop policy (see bridgehead_outbox_dropped_messages_total). Only links whose sending end runs in this process are seen.",
   "Routed replies (_GR_.<region>.…) are reported as delivered to their region when a path exists; their filter exemption (a reply to a request that passed) is not checked.",
 ];
 
@@ -196,6 +208,61 @@ function filterCheck(
 }
 
 /**
+ * No path from `source` to `region`. When the publishing region is this one and holds `region`'s
+ * interest (it became unreachable less than its outbox's max age ago), the message is parked, not lost.
+ */
+function noPath(ctx: RegionContext, source: string, region: string): RegionVerdict {
+  const store = ctx.region.gateway.store;
+  if (source === ctx.region.name && store.isHeld(region)) {
+    const o = store.views().find((v) => v.destination === region);
+    return {
+      region,
+      verdict: "parked",
+      reason: `no path from ${source} to ${region} now: parked in its outbox (${o?.messages ?? 0} waiting) until it is reachable again, for at most ${store.limitsFor(region).maxAgeMs / 1000} s`,
+    };
+  }
+  return { region, verdict: "no path", reason: `no path from ${source} to ${region}` };
+}
+
+/** Share of a link outbox's byte bound from which it counts as full. */
+const FULL_AT = 0.9;
+
+/** The first link on `path` whose sending end runs here and whose outbox is (nearly) at its bound. */
+function outboxCheck(
+  ctx: RegionContext,
+  path: readonly string[],
+): { link: string; outbox: { bytes: number; frames: number; max_bytes: number } } | undefined {
+  for (let i = 0; i + 1 < path.length; i++) {
+    const x = path[i]!;
+    const y = path[i + 1]!;
+    const sender = x === ctx.region.name ? ctx : ctx.sibling(x);
+    const v = sender?.region.gateway.linkView(y);
+    if (v === undefined) continue;
+    const max = ctx.outboxMaxBytes(x, y);
+    const bytes = v.queued.bytes + v.bufferedBytes;
+    // At 90 % of its bound the send queue sheds at the next burst: report it as full from there.
+    if (bytes >= max * FULL_AT)
+      return {
+        link: `${x}->${y}`,
+        outbox: { bytes, frames: v.queued.frames + v.pendingFrames, max_bytes: max },
+      };
+  }
+  return undefined;
+}
+
+/** A `delivered` verdict, unless a link on its path has a full outbox. */
+function deliveredOrFull(ctx: RegionContext, v: RegionVerdict & { path: readonly string[] }): RegionVerdict {
+  const full = outboxCheck(ctx, v.path);
+  if (full === undefined) return v;
+  return {
+    ...v,
+    verdict: "outbox full",
+    reason: `outbox full on link ${full.link}: ${full.outbox.bytes} bytes queued (full at ${full.outbox.max_bytes})`,
+    ...full,
+  };
+}
+
+/**
  * `subjectText`: the subject as a client publishes it (UTF-8); `from`: the publishing region (default:
  * this one). Throws ExplainError for an invalid subject or an unknown region.
  */
@@ -223,8 +290,8 @@ export function explain(ctx: RegionContext, subjectText: string, from?: string):
       const path = region === source ? [source] : graph.path(source, region);
       result.push(
         path === undefined
-          ? { region, verdict: "no path", reason: `no path from ${source} to ${region}` }
-          : { region, verdict: "delivered", reason: "routed reply", path },
+          ? noPath(ctx, source, region)
+          : deliveredOrFull(ctx, { region, verdict: "delivered", reason: "routed reply", path }),
       );
     }
     return { subject: subjectText, from: source, view, regions: result, limits: LIMITS };
@@ -277,7 +344,7 @@ export function explain(ctx: RegionContext, subjectText: string, from?: string):
     // even where no interest is visible, since interest a filter holds back is not advertised past it.
     const path = fromSource.has(region) ? graph.path(source, region) : undefined;
     if (path === undefined) {
-      result.push({ region, verdict: "no path", reason: `no path from ${source} to ${region}` });
+      result.push(noPath(ctx, source, region));
       continue;
     }
     const filtered = filterCheck(ctx, path, subject);
@@ -306,15 +373,17 @@ export function explain(ctx: RegionContext, subjectText: string, from?: string):
       continue;
     }
     const shared = serves.filter((q) => (queueWinners.get(q)?.size ?? 0) > 1);
-    result.push({
-      region,
-      verdict: "delivered",
-      reason:
-        (x.plain ? "subscribers" : "queue group member") +
-        (shared.length > 0 ? ` (queue ${shared.join(", ")} shared with regions of equal cost)` : ""),
-      path,
-      queues: serves,
-    });
+    result.push(
+      deliveredOrFull(ctx, {
+        region,
+        verdict: "delivered",
+        reason:
+          (x.plain ? "subscribers" : "queue group member") +
+          (shared.length > 0 ? ` (queue ${shared.join(", ")} shared with regions of equal cost)` : ""),
+        path,
+        queues: serves,
+      }),
+    );
   }
   return { subject: subjectText, from: source, view, regions: result, limits: LIMITS };
 }

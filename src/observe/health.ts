@@ -1,8 +1,9 @@
 /**
- * Readiness of one region (/healthz): ready when every configured link of the region is up and the
- * interest of every region reachable from it has been applied (a snapshot received), i.e. a message
- * published here reaches every region it can reach. A region cut off from some other region by a link
- * elsewhere in the mesh is still ready: it cannot do better, and its own links are fine.
+ * Readiness of one region (/healthz): ready when every configured link of the region is up, no link waits
+ * for an interest snapshot it asked for (a gap), and the interest of every region reachable from it has
+ * been applied (a snapshot received), i.e. a message published here reaches every region it can reach.
+ * A region cut off from some other region by a link elsewhere in the mesh is still ready: it cannot do
+ * better, and its own links are fine.
  */
 import type { RegionContext } from "./context.js";
 
@@ -18,7 +19,14 @@ export function health(ctx: RegionContext): Health {
   for (const peer of [...new Set(ctx.configuredPeers())].sort()) {
     const v = gw.linkView(peer);
     const state = v?.state ?? "down";
-    if (state === "up") continue;
+    if (state === "up") {
+      // Up, but an interest gap was found on it and the snapshot asked for has not come back yet.
+      if (v?.interestAwaitedSince !== undefined)
+        reasons.push(
+          `link to ${peer} is waiting for interest (a snapshot asked for ${Date.now() - v.interestAwaitedSince} ms ago)`,
+        );
+      continue;
+    }
     let why = `link to ${peer} is ${state}`;
     if (v === undefined) why += ": never established";
     else if (state !== "syncing" && v.lastLoss !== undefined) why += `: ${v.lastLoss.cause}`;

@@ -6,11 +6,16 @@
  *
  * The list, with meanings, is in docs/operations.md; `METRIC_NAMES` below is the same list for tests.
  */
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { RegionContext } from "./context.js";
-import { LINK_STATES, peersOf } from "./views.js";
 
-/** Drop reasons and the gateway counter behind each. Later reasons (`overflow`, `expired`) go here. */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DROP_REASONS as OUTBOX_DROP_REASONS } from "../gateway/outbox.js";
+import type { RegionContext } from "./context.js";
+import { LINK_STATES, learnedEntries, peersOf } from "./views.js";
+
+/**
+ * Gateway drop reasons and the counter behind each. Store-and-forward drops (overflow, expired,
+ * no_interest, filtered at replay) have their own family, bridgehead_outbox_dropped_messages_total.
+ */
 export const DROP_REASONS = {
   filtered: (s: { msgsFiltered: number }) => s.msgsFiltered,
   unroutable: (s: { msgsUnroutable: number }) => s.msgsUnroutable,
@@ -207,11 +212,117 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
     ["peer"],
     () => views().map(({ peer, v }) => [{ peer }, v?.dialAttempts ?? 0] as const),
   );
+  // A link's outbox is its send queue (data held while the link is saturated, bounded by the link's
+  // outbox limits) plus what the WebSocket holds for the kernel. Destinations without a path have their
+  // own outboxes (bridgehead_outbox_*).
   gauge(
-    "bridgehead_link_buffered_bytes",
-    "Bytes written to the link's socket and not yet handed to the kernel.",
+    "bridgehead_link_outbox_frames",
+    "Link outbox depth: frames in the link's send queue (held while the link is saturated) plus frames handed to the socket and not yet written to the kernel.",
     ["peer"],
-    () => views().map(({ peer, v }) => [{ peer }, v?.bufferedBytes ?? 0] as const),
+    () =>
+      views().map(({ peer, v }) => [{ peer }, (v?.queued.frames ?? 0) + (v?.pendingFrames ?? 0)] as const),
+  );
+  gauge(
+    "bridgehead_link_outbox_messages",
+    "Messages in the link's send queue, waiting while the link is saturated (backpressure).",
+    ["peer"],
+    () => views().map(({ peer, v }) => [{ peer }, v?.queued.messages ?? 0] as const),
+  );
+  gauge(
+    "bridgehead_link_outbox_bytes",
+    "Link outbox size: bytes in the link's send queue plus bytes buffered in the socket, not yet written to the kernel.",
+    ["peer"],
+    () => views().map(({ peer, v }) => [{ peer }, (v?.queued.bytes ?? 0) + (v?.bufferedBytes ?? 0)] as const),
+  );
+  gauge(
+    "bridgehead_link_unacked_bytes",
+    "Bytes written to the link that the peer has not acknowledged yet (kept for replay if the link is lost).",
+    ["peer"],
+    () => views().map(({ peer, v }) => [{ peer }, v?.unacked.bytes ?? 0] as const),
+  );
+  // ---- store-and-forward ----------------------------------------------------------------------------------
+  // One series per region this one can send to (0 while nothing is parked), plus any still holding messages.
+  const outboxes = () => {
+    const byDest = new Map(gateway.store.views().map((o) => [o.destination, o]));
+    for (const r of gateway.topology.reachableRegions()) {
+      if (r !== gateway.region && !byDest.has(r))
+        byDest.set(r, { destination: r, messages: 0, bytes: 0, oldestAgeMs: 0, heldSince: undefined });
+    }
+    return [...byDest.values()];
+  };
+  gauge(
+    "bridgehead_outbox_messages",
+    "Messages parked for a destination region that has no path now (or a backlog), waiting for replay.",
+    ["destination"],
+    () => outboxes().map((o) => [{ destination: o.destination }, o.messages] as const),
+  );
+  gauge(
+    "bridgehead_outbox_bytes",
+    "Bytes parked for a destination region (payload, subject and reply plus a fixed per-message overhead).",
+    ["destination"],
+    () => outboxes().map((o) => [{ destination: o.destination }, o.bytes] as const),
+  );
+  gauge(
+    "bridgehead_outbox_oldest_age_seconds",
+    "Age of the oldest message parked for a destination region.",
+    ["destination"],
+    () => outboxes().map((o) => [{ destination: o.destination }, o.oldestAgeMs / 1000] as const),
+  );
+  counter(
+    "bridgehead_outbox_dropped_messages_total",
+    "Messages dropped by store-and-forward, by destination (for a saturated link's send queue: the next hop) and reason: overflow (a bound), expired (max age), no_interest (the destination no longer wanted it at replay), filtered (a link filter at replay).",
+    ["destination", "reason"],
+    () =>
+      outboxes().flatMap(({ destination }) =>
+        OUTBOX_DROP_REASONS.map(
+          (reason) =>
+            [{ destination, reason }, gateway.store.dropsTo.get(destination)?.[reason] ?? 0] as const,
+        ),
+      ),
+  );
+  counter(
+    "bridgehead_outbox_parked_messages_total",
+    "Messages parked in a destination outbox (no path at the time).",
+    [],
+    () => [[{}, gateway.store.msgsParked] as const],
+  );
+  counter(
+    "bridgehead_outbox_replayed_messages_total",
+    "Parked messages sent on once a path was back.",
+    [],
+    () => [[{}, gateway.store.msgsReplayed] as const],
+  );
+  counter(
+    "bridgehead_gateway_duplicates_dropped_total",
+    "Messages that arrived a second time (a replay after a link loss) and were not delivered again.",
+    [],
+    () => [[{}, gateway.stats.duplicatesDropped] as const],
+  );
+  counter(
+    "bridgehead_link_dropped_messages_total",
+    "Messages dropped on the link, by reason: filtered (this link's export/import lists, either way), unroutable (routed to the peer while no link to it was up).",
+    ["peer", "reason"],
+    () =>
+      views().flatMap(({ peer, v }) => [
+        [{ peer, reason: "filtered" }, v?.msgsFiltered ?? 0] as const,
+        [{ peer, reason: "unroutable" }, v?.msgsUnroutable ?? 0] as const,
+      ]),
+  );
+  gauge(
+    "bridgehead_link_interest_entries",
+    "Interest entries learned over the link: those of every origin region whose interest was last applied from a snapshot or delta the peer sent.",
+    ["peer"],
+    () => views().map(({ peer }) => [{ peer }, learnedEntries(ctx, peer)] as const),
+  );
+  gauge(
+    "bridgehead_link_interest_lag_seconds",
+    "Interest convergence lag of the link: seconds it has waited for interest (since the handshake while syncing, else since its oldest unanswered resync request); 0 when converged or not linked.",
+    ["peer"],
+    () =>
+      views().map(({ peer, v }) => {
+        const since = v?.interestAwaitedSince;
+        return [{ peer }, since === undefined ? 0 : Math.max(0, (Date.now() - since) / 1000)] as const;
+      }),
   );
   const rtt = new Histogram<"peer">({
     name: "bridgehead_link_rtt_seconds",

@@ -1,18 +1,22 @@
 /**
- * The region monitor: one HTTP port per region (`monitor.listen`) serving the broker's nats-server-style
- * endpoints (/varz, /connz, /subsz), the gateway's (/linkz, /interestz, /explainz), readiness (/healthz)
- * and Prometheus metrics (/metrics). Endpoints and fields: docs/operations.md. GET (and HEAD) only.
+ * The region monitor: one HTTP port per region (`monitor.listen`) serving the dashboard (/), the broker's
+ * nats-server-style endpoints (/varz, /connz, /subsz), the gateway's (/linkz, /interestz, /explainz,
+ * /topologyz), readiness (/healthz) and Prometheus metrics (/metrics). Endpoints and fields:
+ * docs/operations.md. GET (and HEAD) only.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { connz, subsz, varz } from "../broker/monitor.js";
 import type { RegionContext } from "./context.js";
+import { DASHBOARD_CSP, dashboardHtml } from "./dashboard.js";
 import { ExplainError, explain } from "./explain.js";
 import { health } from "./health.js";
+import { topologyView } from "./topology-view.js";
 import { gatewayVarz, interestz, linkz } from "./views.js";
 
 export const ENDPOINTS = [
+  "/",
   "/healthz",
   "/varz",
   "/connz",
@@ -20,8 +24,18 @@ export const ENDPOINTS = [
   "/linkz",
   "/interestz",
   "/explainz",
+  "/topologyz",
   "/metrics",
 ] as const;
+
+/**
+ * `/` is the dashboard for browsers; a client that asks for JSON and not HTML (scripts, `curl -H 'accept:
+ * application/json'`) gets the endpoint index instead.
+ */
+function wantsJsonIndex(req: http.IncomingMessage): boolean {
+  const accept = req.headers.accept ?? "";
+  return accept.includes("application/json") && !accept.includes("text/html");
+}
 
 interface Reply {
   readonly status: number;
@@ -73,6 +87,16 @@ export class RegionMonitor {
       res.end(JSON.stringify({ error: `method ${req.method} not allowed` }));
       return;
     }
+    if (url.pathname === "/" && !wantsJsonIndex(req)) {
+      res.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "content-security-policy": DASHBOARD_CSP,
+        "x-content-type-options": "nosniff",
+      });
+      res.end(req.method === "HEAD" ? undefined : dashboardHtml(this.ctx.region.name));
+      return;
+    }
     if (url.pathname === "/metrics" && this.ctx.metricsEnabled()) {
       const text = await this.registry.metrics();
       res.writeHead(200, { "content-type": this.registry.contentType });
@@ -105,6 +129,8 @@ export class RegionMonitor {
         return ok(subsz(ctx.region.broker));
       case "/linkz":
         return ok(linkz(ctx));
+      case "/topologyz":
+        return ok(topologyView(ctx));
       case "/interestz": {
         const limit = q.get("limit");
         const n = limit === null ? undefined : Number(limit);

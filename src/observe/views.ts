@@ -21,6 +21,16 @@ function ms(micros: number | undefined): number | null {
   return micros === undefined ? null : micros / 1000;
 }
 
+/** Interest entries of the origins whose interest was last applied from what `peer` sent. */
+export function learnedEntries(ctx: RegionContext, peer: string): number {
+  const gw = ctx.region.gateway;
+  let n = 0;
+  for (const origin of gw.remote.originNames()) {
+    if (gw.interestLearnedFrom(origin) === peer) n += gw.remote.origin(origin)?.entries.size ?? 0;
+  }
+  return n;
+}
+
 export function linkz(ctx: RegionContext): Record<string, unknown> {
   const { name, gateway } = ctx.region;
   const configured = new Set(ctx.configuredPeers());
@@ -45,7 +55,21 @@ export function linkz(ctx: RegionContext): Record<string, unknown> {
       frames_received: v?.framesReceived ?? 0,
       reconnects: Math.max(0, (v?.established ?? 0) - 1),
       dial_attempts: v?.dialAttempts ?? 0,
-      buffered_bytes: v?.bufferedBytes ?? 0,
+      // The link's outbox: its send queue (held while saturated, shed past max_bytes) plus the socket's
+      // buffer; and what the peer has not acknowledged yet.
+      outbox: {
+        frames: (v?.queued.frames ?? 0) + (v?.pendingFrames ?? 0),
+        messages: v?.queued.messages ?? 0,
+        bytes: (v?.queued.bytes ?? 0) + (v?.bufferedBytes ?? 0),
+        max_bytes: ctx.outboxMaxBytes(name, peer),
+      },
+      unacked: { messages: v?.unacked.messages ?? 0, bytes: v?.unacked.bytes ?? 0 },
+      dropped: { filtered: v?.msgsFiltered ?? 0, unroutable: v?.msgsUnroutable ?? 0 },
+      interest: {
+        entries_learned: learnedEntries(ctx, peer),
+        awaited_since: iso(v?.interestAwaitedSince),
+        lag_s: v?.interestAwaitedSince === undefined ? 0 : (Date.now() - v.interestAwaitedSince) / 1000,
+      },
       last_loss:
         v?.lastLoss === undefined
           ? null

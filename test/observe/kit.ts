@@ -60,7 +60,8 @@ export async function startKit(
     async json(region, path) {
       const url = system.monitorUrl(region);
       if (url === undefined) throw new Error(`no monitor for ${region}`);
-      const res = await fetch(`${url}${path}`);
+      // `/` answers browsers with the dashboard; a JSON client gets the endpoint index.
+      const res = await fetch(`${url}${path}`, { headers: { accept: "application/json" } });
       expectJson(res);
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },

@@ -3,10 +3,15 @@
  * the region (and peer) bound; drops are aggregated (a line when a drop counter first moves, then at most
  * one per 10 s with the count), never one per message.
  */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { NatsConnection } from "nats";
 import { pino } from "pino";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type RunningRegion, startRegion } from "../../src/region/region.js";
+import { prettyDestination, prettyLine } from "../../src/util/log-pretty.js";
+import { isPretty } from "../../src/util/logger.js";
 import { waitUntil } from "../helpers/regions.js";
 import { collect, type Kit, sc, startKit } from "./kit.js";
 
@@ -118,5 +123,61 @@ describe("logs", () => {
     }
     expect(dropped.reduce((n, l) => n + (l["dropped"] as number), 0)).toBe(400);
     expect(dropped[1]!["total"]).toBe(400);
+  });
+});
+
+describe("log format", () => {
+  it("auto is readable on a terminal and JSON otherwise; json and pretty force it", () => {
+    vi.stubEnv("BRIDGEHEAD_LOG_FORMAT", undefined);
+    try {
+      expect(isPretty("auto", true)).toBe(true);
+      expect(isPretty("auto", false)).toBe(false);
+      expect(isPretty("json", true)).toBe(false);
+      expect(isPretty("pretty", false)).toBe(true);
+      vi.stubEnv("BRIDGEHEAD_LOG_FORMAT", "json");
+      expect(isPretty("auto", true)).toBe(false);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it("a readable line: time, level, region -> peer, message, then the other fields; errors with their stack", () => {
+    const line = JSON.stringify({
+      level: 40,
+      time: Date.now(),
+      pid: 7,
+      name: "bridgehead",
+      region: "a",
+      peer: "b",
+      msg: "link down",
+      code: 1006,
+      reason: "connection lost",
+      by: "transport",
+    });
+    expect(prettyLine(line, false)).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} WARN {2}\[a → b\] link down {2}code=1006 reason="connection lost" by=transport$/,
+    );
+    const err = prettyLine(
+      JSON.stringify({ level: 50, msg: "boom", err: { message: "bad", stack: "Error: bad\n    at x" } }),
+      false,
+    );
+    expect(err.split("\n")).toEqual([expect.stringMatching(/ERROR boom$/), "    Error: bad", "        at x"]);
+    expect(prettyLine("not json\n", false)).toBe("not json");
+  });
+
+  it("pino writes through the readable destination, with the region and peer bindings", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bh-log-"));
+    const file = join(dir, "log.txt");
+    const fd = openSync(file, "w");
+    try {
+      const log = pino({ level: "info" }, prettyDestination(fd, false)).child({ region: "us-east" });
+      log.info({ peer: "eu-west", state: "up" }, "link up");
+      log.debug("not shown");
+    } finally {
+      closeSync(fd);
+    }
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    rmSync(dir, { recursive: true, force: true });
+    expect(lines).toEqual([expect.stringMatching(/ INFO {2}\[us-east → eu-west\] link up {2}state=up$/)]);
   });
 });

@@ -40,7 +40,20 @@ const EXPECTED: Record<string, { type: string; labels: readonly string[] }> = {
   bridgehead_link_received_frames_total: { type: "counter", labels: ["peer"] },
   bridgehead_link_reconnects_total: { type: "counter", labels: ["peer"] },
   bridgehead_link_dial_attempts: { type: "gauge", labels: ["peer"] },
-  bridgehead_link_buffered_bytes: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_outbox_frames: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_outbox_bytes: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_outbox_messages: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_unacked_bytes: { type: "gauge", labels: ["peer"] },
+  bridgehead_outbox_messages: { type: "gauge", labels: ["destination"] },
+  bridgehead_outbox_bytes: { type: "gauge", labels: ["destination"] },
+  bridgehead_outbox_oldest_age_seconds: { type: "gauge", labels: ["destination"] },
+  bridgehead_outbox_dropped_messages_total: { type: "counter", labels: ["destination", "reason"] },
+  bridgehead_outbox_parked_messages_total: { type: "counter", labels: [] },
+  bridgehead_outbox_replayed_messages_total: { type: "counter", labels: [] },
+  bridgehead_gateway_duplicates_dropped_total: { type: "counter", labels: [] },
+  bridgehead_link_dropped_messages_total: { type: "counter", labels: ["peer", "reason"] },
+  bridgehead_link_interest_entries: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_interest_lag_seconds: { type: "gauge", labels: ["peer"] },
   bridgehead_link_rtt_seconds: { type: "histogram", labels: ["peer"] },
   bridgehead_interest_updates_sent_total: { type: "counter", labels: [] },
   bridgehead_interest_updates_received_total: { type: "counter", labels: [] },
@@ -134,6 +147,12 @@ describe("/metrics", () => {
     expect(v(a, "bridgehead_interest_seq_lag", { origin: "b" })).toBe(0);
     expect(v(a, "bridgehead_interest_update_age_seconds", { origin: "b" })).toBeGreaterThanOrEqual(0);
     expect(grew("b", b, "bridgehead_interest_updates_sent_total")).toBe(1);
+    // Per link: what a learned from b, and nothing awaited on it.
+    expect(v(a, "bridgehead_link_interest_entries", { peer: "b" })).toBe(1);
+    expect(v(a, "bridgehead_link_interest_lag_seconds", { peer: "b" })).toBe(0);
+    // Nothing queued once everything is delivered.
+    expect(v(a, "bridgehead_link_outbox_frames", { peer: "b" })).toBe(0);
+    expect(v(a, "bridgehead_link_outbox_bytes", { peer: "b" })).toBe(0);
     expect(grew("a", a, "bridgehead_interest_updates_received_total")).toBe(1);
 
     // A filtered message counts as a drop (reason filtered), in the region that held it back.
@@ -147,6 +166,11 @@ describe("/metrics", () => {
     await waitUntil(() => wild.includes("m.x:yes"), "the allowed message");
     const a2 = await kit.metrics("a");
     expect(grew("a", a2, "bridgehead_gateway_dropped_messages_total", { reason: "filtered" })).toBe(1);
+    // ... and on the link it was held back from.
+    expect(grew("a", a2, "bridgehead_link_dropped_messages_total", { peer: "b", reason: "filtered" })).toBe(
+      1,
+    );
+    expect(v(a2, "bridgehead_link_dropped_messages_total", { peer: "b", reason: "unroutable" })).toBe(0);
   });
 
   it("a cut link shows in the state gauges; a redialed one counts as a reconnect", async () => {

@@ -100,6 +100,16 @@ describe("region monitor", () => {
 
     const index = await kit.json("b", "/");
     expect(index.body["endpoints"]).toContain("/explainz");
+    expect(index.body["endpoints"]).toContain("/topologyz");
+    // A browser gets the dashboard: self-contained, allowed to talk to this monitor only.
+    const page = await fetch(`${kit.system.monitorUrl("b")}/`, { headers: { accept: "text/html,*/*" } });
+    expect(page.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+    expect(page.headers.get("content-security-policy")).toContain("connect-src 'self'");
+    const html = await page.text();
+    expect(html).toContain('<svg id="graph"');
+    expect(html).toContain('fetch("topologyz"');
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
     expect((await kit.json("b", "/nope")).status).toBe(404);
     expect((await kit.json("b", "/explainz")).status).toBe(400);
     expect((await kit.json("b", "/explainz?subject=a.*")).status).toBe(400);
@@ -177,12 +187,19 @@ describe("region monitor", () => {
     expect(v["b"]).toMatchObject({ verdict: "no interest" });
     expect([v["a"]!.verdict, v["c"]!.verdict]).toContain("delivered");
 
-    // Cut b - c: c has no path any more (from a's view, once the topology says so).
+    // Cut b - c: c has no path any more (from a's view, once the topology says so). a holds c's interest
+    // for its outbox's max age, so a message for c is parked, not lost; from b's view too.
     await kit.gw("b").dropLink("c");
     await kit.gw("c").dropLink("b");
     await waitUntil(() => !kit!.gw("a").topology.reachable("c"), "c unreachable from a");
     v = byRegion(await explainz(kit, "a", "allowed.one"));
-    expect(v["c"]).toMatchObject({ verdict: "no path", reason: "no path from a to c" });
+    expect(v["c"]!.verdict).toBe("parked");
+    expect(v["c"]!.reason).toMatch(
+      /^no path from a to c now: parked in its outbox \(0 waiting\) until it is reachable again, for at most 60 s$/,
+    );
+    // Asked about a publish in b (another region), a can only say there is no path.
+    v = byRegion(await explainz(kit, "a", "allowed.one", "b"));
+    expect(v["c"]).toMatchObject({ verdict: "no path", reason: "no path from b to c" });
   });
 
   it("a cut link: /linkz shows it, /healthz goes 503 naming it, and recovers on redial", async () => {

@@ -134,6 +134,22 @@ export class Chan {
   }
 }
 
+/** Node's timers fire at once past 2^31-1 ms; toxic attributes are int64 milliseconds, so re-arm in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** `setTimeout` for any duration; returns the cancel function. */
+export function after(ms: number, fn: () => void): () => void {
+  let timer: NodeJS.Timeout;
+  const arm = (left: number) => {
+    timer = setTimeout(
+      () => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()),
+      Math.min(Math.max(0, left), MAX_TIMER_MS),
+    );
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
+}
+
 export const INTERRUPTED: unique symbol = Symbol("interrupted");
 export const TIMED_OUT: unique symbol = Symbol("timed out");
 
@@ -228,10 +244,10 @@ export class ToxicStub {
   recv(timeoutMs?: number): Promise<Item | typeof INTERRUPTED | typeof TIMED_OUT> {
     return this.select<Item | typeof TIMED_OUT>((settle) => {
       const cancel = this.input.recvCb(settle);
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => settle(TIMED_OUT), timeoutMs);
+      const cancelTimer = timeoutMs === undefined ? undefined : after(timeoutMs, () => settle(TIMED_OUT));
       return () => {
         cancel?.();
-        if (timer) clearTimeout(timer);
+        cancelTimer?.();
       };
     });
   }
@@ -243,8 +259,7 @@ export class ToxicStub {
         const imm = setImmediate(() => settle(false));
         return () => clearImmediate(imm);
       }
-      const timer = setTimeout(() => settle(false), ms);
-      return () => clearTimeout(timer);
+      return after(ms, () => settle(false));
     });
     return r === INTERRUPTED;
   }
@@ -254,16 +269,13 @@ export class ToxicStub {
     if (this.killed) return Promise.resolve();
     return new Promise((resolve) => {
       const hook = () => {
-        clearTimeout(timer);
+        cancel();
         resolve();
       };
-      const timer = setTimeout(
-        () => {
-          this.killHooks.delete(hook);
-          resolve();
-        },
-        Math.max(0, ms),
-      );
+      const cancel = after(ms, () => {
+        this.killHooks.delete(hook);
+        resolve();
+      });
       this.killHooks.add(hook);
     });
   }

@@ -8,22 +8,14 @@
  * - disabling or deleting the proxy closes the listener and every connection; toxics are kept;
  * - connections opened while a reset_peer toxic is in a chain are closed with RST.
  */
-import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "pino";
-import {
-  bindErrorText,
-  formatBound,
-  formatTcpAddr,
-  GoNetError,
-  isWildcard,
-  parseUpstream,
-  resolveTcpAddr,
-  type TcpAddr,
-} from "./addr.js";
+import { formatTcpAddr, GoNetError, parseUpstream, resolveTcpAddr, type TcpAddr } from "./addr.js";
 import { type ConnectionLinks, ToxicCollection } from "./collection.js";
 import { ApiError, Mutex, ProxyAlreadyStarted } from "./errors.js";
 import { goFloat32, goString } from "./gojson.js";
 import { type Chan, now, type ToxicWrapper } from "./link.js";
+import { listenLikeGo } from "./listen.js";
 
 /** Go reads at most 32 KiB per read; chunks entering a link are no bigger. */
 const MAX_CHUNK = 32 * 1024;
@@ -178,6 +170,9 @@ class Connection {
   }
 }
 
+/** Told about every connection of a proxy when it ends (Toxiproxy counts its byte metrics then). */
+export type ConnectionObserver = (proxy: FaultProxy, stats: ConnectionStats) => void;
+
 /** Go's `Proxy`; the JSON form is {@link FaultProxy.toJson}. */
 export class FaultProxy {
   enabled = false;
@@ -192,6 +187,7 @@ export class FaultProxy {
     public listen: string,
     public upstream: string,
     private readonly log: Logger,
+    private readonly onConnectionEnd?: ConnectionObserver,
   ) {}
 
   /** Start listening. Throws {@link ProxyAlreadyStarted}, or an {@link ApiError} 500 with Go's listen error. */
@@ -250,26 +246,18 @@ export class FaultProxy {
 
   private async startLocked(): Promise<void> {
     if (this.enabled) throw new ProxyAlreadyStarted();
-    let addr: TcpAddr;
+    // Go sockets have TCP_NODELAY on; with Nagle, a slicer's small pieces and small delayed writes would be
+    // held back up to a delayed-ACK timeout and every latency figure would be off.
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) =>
+      this.accept(s),
+    );
     try {
-      addr = await resolveTcpAddr(this.listen);
+      this.listen = (await listenLikeGo(server, this.listen)).address;
     } catch (err) {
-      if (err instanceof GoNetError) throw new ApiError(`listen tcp: ${err.message}`, 500);
+      if (err instanceof GoNetError) throw new ApiError(err.message, 500);
       throw err;
     }
-    const wildcard = isWildcard(addr);
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
-    try {
-      await listenOn(server, wildcard ? "::" : (addr.ip ?? "::"), addr.port);
-    } catch (err) {
-      throw new ApiError(
-        `listen tcp ${formatTcpAddr(addr)}: bind: ${bindErrorText(err as NodeJS.ErrnoException)}`,
-        500,
-      );
-    }
     server.on("error", (err) => this.log.warn({ err, proxy: this.name }, "proxy listener error"));
-    const bound = server.address() as AddressInfo;
-    this.listen = formatBound(bound.address, bound.port, wildcard);
     this.server = server;
     this.enabled = true;
     this.log.info({ proxy: this.name, listen: this.listen, upstream: this.upstream }, "started proxy");
@@ -303,7 +291,7 @@ export class FaultProxy {
     }
     this.log.debug({ proxy: this.name, client: remoteName(client) }, "accepted client");
     this.dialing.add(client);
-    const server = connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const server = connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
     server.on("error", (err) => {
       if (!this.dialing.delete(client)) return;
       this.log.error(
@@ -322,22 +310,18 @@ export class FaultProxy {
         client.destroy();
         return;
       }
-      const conn = new Connection(client, server, this.toxics, (c) => this.connections.delete(c));
+      const conn = new Connection(client, server, this.toxics, (c) => {
+        this.connections.delete(c);
+        this.onConnectionEnd?.(this, {
+          client: c.name,
+          upstream: c.stats.upstream,
+          downstream: c.stats.downstream,
+        });
+      });
       this.connections.add(conn);
       void conn.start();
     });
   }
-}
-
-function listenOn(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err);
-    server.once("error", onError);
-    server.listen({ host, port, ipv6Only: false }, () => {
-      server.off("error", onError);
-      resolve();
-    });
-  });
 }
 
 /** `{"attributes":{…every attribute…},"name":…,"type":…,"stream":…,"toxicity":…}`, field order as Go's. */

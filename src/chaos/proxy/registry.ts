@@ -10,7 +10,7 @@ import {
   proxyAlreadyExists,
   proxyNotFound,
 } from "./errors.js";
-import { FaultProxy } from "./proxy.js";
+import { type ConnectionObserver, FaultProxy } from "./proxy.js";
 
 /** One entry of `POST /populate` (or of a `--config` file), already validated. */
 export interface ProxySpec {
@@ -24,7 +24,10 @@ export class ProxyRegistry {
   private readonly proxies = new Map<string, FaultProxy>();
   private readonly lock = new Mutex();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly onConnectionEnd?: ConnectionObserver,
+  ) {}
 
   get(name: string): FaultProxy | undefined {
     return this.proxies.get(name);
@@ -39,7 +42,7 @@ export class ProxyRegistry {
   create(spec: ProxySpec): Promise<FaultProxy> {
     return this.lock.run(async () => {
       if (this.proxies.has(spec.name)) throw proxyAlreadyExists();
-      const proxy = new FaultProxy(spec.name, spec.listen, spec.upstream, this.log);
+      const proxy = new FaultProxy(spec.name, spec.listen, spec.upstream, this.log, this.onConnectionEnd);
       if (spec.enabled) await proxy.start();
       this.proxies.set(spec.name, proxy);
       return proxy;
@@ -74,7 +77,7 @@ export class ProxyRegistry {
             }
             await existing.stop();
           }
-          const proxy = new FaultProxy(spec.name, spec.listen, spec.upstream, this.log);
+          const proxy = new FaultProxy(spec.name, spec.listen, spec.upstream, this.log, this.onConnectionEnd);
           if (spec.enabled) await proxy.start();
           this.proxies.set(spec.name, proxy);
           done.push(proxy);

@@ -194,6 +194,9 @@ const slicer: ToxicKind = {
   bufferSize: 0,
   async pipe(stub, a) {
     const delayMs = attr(a, "delay") / 1000;
+    // Node timers have 1 ms granularity while the delay is in µs: pieces are paced against a running
+    // deadline, so 20 µs apart averages 20 µs instead of rounding every wait up to 1 ms.
+    let due = now();
     for (;;) {
       const c = await stub.recv();
       if (c === INTERRUPTED || c === TIMED_OUT) return;
@@ -201,10 +204,12 @@ const slicer: ToxicKind = {
         stub.close();
         return;
       }
+      due = Math.max(due, now());
       const points = slicePoints(c.data.length, attr(a, "average_size"), attr(a, "size_variation"));
       for (let i = 1; i < points.length; i += 2) {
         await stub.send({ data: c.data.subarray(points[i - 1], points[i]), ts: c.ts });
-        if (await stub.sleep(delayMs)) {
+        due += delayMs;
+        if (await stub.sleep(due - now())) {
           await stub.send({ data: c.data.subarray(points[i]), ts: c.ts });
           return;
         }

@@ -6,7 +6,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { normalizeBrokerArgs, registerBrokerCommand } from "./broker-command.js";
+import { registerChaosCommand } from "./chaos-command.js";
 import { registerSystemCommands } from "./system-commands.js";
+import { registerToxiproxyCommand } from "./toxiproxy-command.js";
 
 /**
  * The version in Bridgehead's package.json, found by walking up from this module (works from src/cli/ and
@@ -40,6 +42,8 @@ export function buildProgram(version: string): Command {
     .showHelpAfterError("(add --help for usage)");
   registerBrokerCommand(program, version);
   registerSystemCommands(program);
+  registerChaosCommand(program);
+  registerToxiproxyCommand(program);
   return program;
 }
 

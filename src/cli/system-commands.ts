@@ -24,6 +24,12 @@ function load(file: string): LoadedConfig | undefined {
   }
 }
 
+/** `--chaos` turns chaos mode on whatever the file says (at start and on every reload). */
+function withChaosFlag(loaded: LoadedConfig, chaos: boolean | undefined): LoadedConfig {
+  if (chaos !== true || loaded.config.chaos.enabled) return loaded;
+  return { ...loaded, config: { ...loaded.config, chaos: { ...loaded.config.chaos, enabled: true } } };
+}
+
 /** A fixed-width table for a terminal. */
 export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
@@ -43,6 +49,16 @@ function regionTable(system: RunningSystem): string {
     rows.push([name, r.clientUrl, r.gatewayUrl ?? "-", system.monitorUrl(name) ?? "-"]);
   }
   return table(rows);
+}
+
+/** Chaos mode: where the Toxiproxy is and which proxy each link dialed here goes through. */
+function chaosTable(system: RunningSystem): string {
+  const c = system.chaos;
+  if (c === undefined) return "";
+  const rows = [["PROXY", "LISTEN", "UPSTREAM"]];
+  for (const p of c.proxies()) rows.push([p.name, p.listen, p.upstream]);
+  const where = c.embedded ? "embedded" : "external";
+  return `chaos mode: links dial through the Toxiproxy at ${c.toxiproxyUrl} (${where}); proxies are named <dialer>-><listener>, upstream = dialer->listener\n${table(rows)}\n`;
 }
 
 /** Wait (bounded) for the configured links among running regions to come up; report how many did. */
@@ -68,14 +84,19 @@ async function awaitLinks(system: RunningSystem, loaded: LoadedConfig, timeoutMs
  * Reload on SIGHUP and when the file changes. An invalid file is logged with all its problems and the
  * running config stays. Returns a function that stops watching.
  */
-function watchConfig(file: string, system: RunningSystem, log: Logger): () => void {
+function watchConfig(
+  file: string,
+  system: RunningSystem,
+  log: Logger,
+  adjust: (loaded: LoadedConfig) => LoadedConfig,
+): () => void {
   let timer: NodeJS.Timeout | undefined;
   let running = Promise.resolve();
   const reload = (why: string) => {
     running = running.then(async () => {
       let next: LoadedConfig;
       try {
-        next = loadConfigFile(file);
+        next = adjust(loadConfigFile(file));
       } catch (err) {
         if (err instanceof ConfigError) {
           log.error(
@@ -141,12 +162,15 @@ async function runUntilSignal(system: RunningSystem, log: Logger): Promise<numbe
   });
 }
 
-async function run(file: string, only: string | undefined): Promise<number> {
-  const loaded = load(file);
-  if (loaded === undefined) return 1;
+async function run(file: string, only: string | undefined, chaosFlag?: boolean): Promise<number> {
+  const adjust = (l: LoadedConfig) => withChaosFlag(l, chaosFlag);
+  const read = load(file);
+  if (read === undefined) return 1;
+  const loaded = adjust(read);
   const log = createLogger(
     { name: "bridgehead" },
     process.env.BRIDGEHEAD_LOG_LEVEL ?? loaded.config.logging.level,
+    loaded.config.logging.format,
   );
   let system: RunningSystem;
   try {
@@ -160,10 +184,11 @@ async function run(file: string, only: string | undefined): Promise<number> {
   }
   process.stdout.write(`${regionTable(system)}\n`);
   process.stdout.write(`${await awaitLinks(system, loaded, 5000)}\n`);
+  process.stdout.write(chaosTable(system));
   process.stdout.write(
     "Ctrl-C stops every region cleanly; edit the file (or send SIGHUP) to reload links and filters.\n",
   );
-  const unwatch = watchConfig(file, system, log);
+  const unwatch = watchConfig(file, system, log, adjust);
   try {
     return await runUntilSignal(system, log);
   } finally {
@@ -176,16 +201,18 @@ export function registerSystemCommands(program: Command): void {
     .command("up")
     .description("run every region of a config file in this process (the embedded brokers)")
     .argument("[file]", "the YAML config", DEFAULT_CONFIG_FILE)
-    .action(async (file: string) => {
-      process.exitCode = await run(file, undefined);
+    .option("--chaos", "chaos mode: every link dials through a Toxiproxy proxy (TOXIPROXY_URL or embedded)")
+    .action(async (file: string, opts: { chaos?: boolean }) => {
+      process.exitCode = await run(file, undefined, opts.chaos);
     });
   program
     .command("node")
     .description("run one region of a config file (one process or host per region)")
     .argument("[file]", "the YAML config", DEFAULT_CONFIG_FILE)
     .requiredOption("--region <name>", "the region to run")
-    .action(async (file: string, opts: { region: string }) => {
-      process.exitCode = await run(file, opts.region);
+    .option("--chaos", "chaos mode: the links this region dials go through a Toxiproxy proxy")
+    .action(async (file: string, opts: { region: string; chaos?: boolean }) => {
+      process.exitCode = await run(file, opts.region, opts.chaos);
     });
   program
     .command("check")

@@ -36,7 +36,8 @@ const SECRET_KEYS = new Set(["token", "password", "pass"]);
 
 /** Keys allowed at each place, for "did you mean" suggestions (`*` = any list index). */
 const KNOWN_KEYS: readonly [string, readonly string[]][] = [
-  ["", ["logging", "metrics", "regions", "links"]],
+  ["", ["logging", "metrics", "regions", "links", "chaos"]],
+  ["chaos", ["enabled", "toxiproxy_url", "listen", "heartbeat"]],
   ["logging", ["level", "format"]],
   ["metrics", ["enabled"]],
   ["regions.*", ["name", "broker", "gateway", "monitor"]],
@@ -174,7 +175,13 @@ function readTokens(
 }
 
 /** file/line/column of the value at `path` (or of its nearest existing parent). */
-function position(doc: Document, lc: LineCounter, file: string | undefined, path: Path, ofKey?: string) {
+export function position(
+  doc: Document,
+  lc: LineCounter,
+  file: string | undefined,
+  path: Path,
+  ofKey?: string,
+) {
   let p = [...path];
   let node: unknown = doc.getIn(p, true);
   while (node === undefined && p.length > 0) {
@@ -190,7 +197,7 @@ function position(doc: Document, lc: LineCounter, file: string | undefined, path
   return { file, line: lp.line, column: lp.col };
 }
 
-function valueAt(raw: unknown, path: Path): unknown {
+export function valueAt(raw: unknown, path: Path): unknown {
   let v = raw;
   for (const p of path) {
     if (v === null || typeof v !== "object") return undefined;
@@ -199,7 +206,8 @@ function valueAt(raw: unknown, path: Path): unknown {
   return v;
 }
 
-function describe(v: unknown, path: Path): string {
+/** What was found at `path`, for an error message (secrets and URL passwords never shown). */
+export function describe(v: unknown, path: Path): string {
   const last = path[path.length - 1];
   if (typeof last === "string" && SECRET_KEYS.has(last) && v !== undefined)
     return "a value (not shown: it is a secret)";

@@ -132,6 +132,32 @@ export const link = z
     message: "a link needs exactly one of token or token_file",
   });
 
+/**
+ * Chaos mode: every link dials through a Toxiproxy proxy named `<dialer>-><listener>`, so faults can be
+ * injected per link and per direction (docs/chaos.md).
+ */
+export const chaos = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** An external Toxiproxy; unset = start the embedded one. The TOXIPROXY_URL variable wins over it. */
+  toxiproxy_url: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+(:\d+)?\/?$/, {
+      message: "expected http://host:port, e.g. http://127.0.0.1:8474",
+    })
+    .optional(),
+  /** The host proxies listen on; each proxy gets a free port there. */
+  listen: z
+    .string()
+    .regex(/^[^\s:[\]]+$|^\[[0-9A-Fa-f:.]+\]$/, { message: "expected a host without a port, e.g. 127.0.0.1" })
+    .default("127.0.0.1"),
+  /** Link heartbeat interval in chaos mode (a link is declared dead after 3 missed); default the link's 2s. */
+  heartbeat: duration
+    .refine((ms) => Number.isInteger(ms) && ms >= 50, {
+      message: "expected whole milliseconds, at least 50ms",
+    })
+    .optional(),
+});
+
 export const config = z.strictObject({
   logging: z
     .strictObject({
@@ -142,8 +168,10 @@ export const config = z.strictObject({
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).default({ enabled: true }),
   regions: z.array(region).min(1),
   links: z.array(link).default([]),
+  chaos: chaos.default({ enabled: false, listen: "127.0.0.1" }),
 });
 
 export type BridgeheadConfig = z.output<typeof config>;
 export type RegionConfig = z.output<typeof region>;
 export type LinkConfig = z.output<typeof link>;
+export type ChaosConfig = z.output<typeof chaos>;

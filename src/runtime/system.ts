@@ -5,9 +5,11 @@
  */
 import type { Logger } from "pino";
 import type { BrokerOptions } from "../broker/options.js";
+import { type ChaosLinks, startChaosLinks } from "../chaos/links/index.js";
 import type { LoadedConfig } from "../config/load.js";
 import type { LinkConfig, RegionConfig } from "../config/schema.js";
 import type { FilterLookup, GatewayPeer, LinkFilters } from "../gateway/gateway.js";
+import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../gateway/outbox.js";
 import { SubjectFilter } from "../interest/pattern-set.js";
 import { configView, type RegionObserver, startObserver } from "../observe/index.js";
 import { type RunningRegion, startRegion } from "../region/region.js";
@@ -23,6 +25,8 @@ export interface RunningSystem {
   readonly current: LoadedConfig;
   /** Monitor URL per region, when configured. */
   monitorUrl(region: string): string | undefined;
+  /** Chaos mode (`chaos.enabled`): the Toxiproxy and the proxies the links dialed here go through. */
+  readonly chaos: ChaosLinks | undefined;
   /**
    * Apply a new (already validated) config without restarting regions: links added, removed or with a new
    * token are dialed or dropped, filters and the log level replaced. Region settings (listen addresses,
@@ -105,6 +109,26 @@ function tokenFor(loaded: LoadedConfig, region: string, peer: string): string | 
   return i < 0 ? undefined : loaded.linkTokens[i];
 }
 
+/**
+ * Outbox bounds for messages from `region` to `destination`: the `outbox` block of the link between them
+ * when they are linked directly, each unset key (and a destination further away) at its default.
+ */
+export function outboxLimitsFor(loaded: LoadedConfig, region: string, destination: string): OutboxLimits {
+  const link = loaded.config.links.find(
+    (l) =>
+      (l.between[0] === region && l.between[1] === destination) ||
+      (l.between[1] === region && l.between[0] === destination),
+  );
+  const o = link?.outbox;
+  const d = DEFAULT_OUTBOX_LIMITS;
+  return {
+    maxBytes: o?.max_bytes ?? d.maxBytes,
+    maxMessages: o?.max_messages ?? d.maxMessages,
+    maxAgeMs: o?.max_age ?? d.maxAgeMs,
+    drop: o?.drop ?? d.drop,
+  };
+}
+
 /** The export/import filters of the link between `region` and each peer, as the gateway applies them. */
 export function filtersFor(loaded: LoadedConfig, region: string): FilterLookup {
   const cache = new Map<string, LinkFilters | undefined>();
@@ -152,10 +176,13 @@ export async function startSystem(
   const regions = new Map<string, RunningRegion>();
   const observers = new Map<string, RegionObserver>();
   let current = loaded;
-  const dial = (from: string, link: LinkConfig, token: string) => {
+  let chaos: ChaosLinks | undefined;
+  const dial = async (from: string, link: LinkConfig, token: string) => {
     const peerName = link.between[1];
     const peerCfg = current.config.regions.find((x) => x.name === peerName)!;
-    const peer: GatewayPeer = { url: gatewayUrlOf(peerCfg, regions.get(peerName)), region: peerName, token };
+    const direct = gatewayUrlOf(peerCfg, regions.get(peerName));
+    const url = chaos === undefined ? direct : await chaos.route(from, peerName, direct);
+    const peer: GatewayPeer = { url, region: peerName, token };
     regions.get(from)!.gateway.dial(peer);
   };
   try {
@@ -169,6 +196,9 @@ export async function startSystem(
           token: (peer) => tokenFor(current, r.name, peer),
           listen: { host, port },
           filters: filtersFor(loaded, r.name),
+          // Also looked up in the config in force: a reload's new bounds apply to what is parked.
+          outboxLimits: (dest) => outboxLimitsFor(current, r.name, dest),
+          heartbeatMs: cfg.chaos.enabled ? cfg.chaos.heartbeat : undefined,
         },
         logger,
       });
@@ -180,21 +210,27 @@ export async function startSystem(
           logger,
           ...configView(() => current, r.name),
           originSeq: (origin) => regions.get(origin)?.gateway.appliedSeq(origin),
+          // The other regions of this process: the dashboard shows their counters and links directly.
+          sibling: (name) => (name === r.name ? undefined : observers.get(name)?.context),
           monitor: r.monitor === undefined ? undefined : splitHostPort(r.monitor.listen),
         }),
       );
     }
+    // Links start once every local region listens, so a proxy's upstream is a real address.
+    if (cfg.chaos.enabled) chaos = await startChaosLinks(cfg.chaos, logger);
     for (const r of selected) {
       for (const { link, index } of linksDialedBy(loaded, r.name))
-        dial(r.name, link, loaded.linkTokens[index]!);
+        await dial(r.name, link, loaded.linkTokens[index]!);
     }
   } catch (err) {
     await Promise.all([...observers.values()].map((o) => o.close()));
     await Promise.all([...regions.values()].map((r) => r.close()));
+    await chaos?.close();
     throw err;
   }
   return {
     regions,
+    chaos,
     get current() {
       return current;
     },
@@ -215,6 +251,8 @@ export async function startSystem(
           needsRestart.push(`region ${r.name} settings changed`);
         }
       }
+      if (JSON.stringify(current.config.chaos) !== JSON.stringify(next.config.chaos))
+        needsRestart.push("chaos settings changed");
       const removed = [...before.keys()].filter((k) => {
         const n = after.get(k);
         return (
@@ -236,13 +274,17 @@ export async function startSystem(
       for (const k of removed) {
         const [a, b] = before.get(k)!.link.between;
         await Promise.all([regions.get(a)?.gateway.dropLink(b), regions.get(b)?.gateway.dropLink(a)]);
+        if (regions.has(a)) await chaos?.unroute(a, b);
       }
       current = next;
-      for (const [name, running] of regions) running.gateway.setFilters(filtersFor(next, name));
+      for (const [name, running] of regions) {
+        running.gateway.setFilters(filtersFor(next, name));
+        running.gateway.refreshOutboxLimits();
+      }
       for (const k of added) {
         const v = after.get(k)!;
         if (regions.has(v.link.between[0]) && newNames.includes(v.link.between[1]))
-          dial(v.link.between[0], v.link, v.token);
+          await dial(v.link.between[0], v.link, v.token);
       }
       logger.level = next.config.logging.level;
       const report: ReloadReport = { linksAdded: added, linksRemoved: removed, filtersChanged, needsRestart };
@@ -257,6 +299,7 @@ export async function startSystem(
     async close() {
       await Promise.all([...observers.values()].map((o) => o.close()));
       await Promise.all([...regions.values()].map((r) => r.close()));
+      await chaos?.close();
     },
   };
 }

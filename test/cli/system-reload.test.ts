@@ -239,7 +239,7 @@ describe("bridgehead up: reload when the file changes", () => {
     );
     expect(rejected).toMatchObject({ level: 50, why: "file changed" });
     expect(rejected.problems).toEqual([
-      `${file}:1:1: linkz: unknown key 'linkz'; did you mean 'links'? (known here: logging, metrics, regions, links)`,
+      `${file}:1:1: linkz: unknown key 'linkz'; did you mean 'links'? (known here: logging, metrics, regions, links, chaos)`,
     ]);
     expect(p.out.stderr).not.toMatch(/reload-token-/);
     await expectFlow(nb, ncc, "r.b-to-c.3", p);

@@ -261,7 +261,7 @@ describe("schema problems, each with file:line:column and key path", () => {
       "bh.yaml:4:39: regions[0].broker.max_paylod: unknown key 'max_paylod'; did you mean 'max_payload'? (known here: type, listen, auth, max_payload, urls, user, password)",
       "bh.yaml:5:40: regions[0].gateway.ulr: unknown key 'ulr'; did you mean 'url'? (known here: listen, url)",
       "bh.yaml:12:15: links[0].outbox.max_mesages: unknown key 'max_mesages'; did you mean 'max_messages'? (known here: max_bytes, max_messages, max_age, drop)",
-      "bh.yaml:1:1: loging: unknown key 'loging'; did you mean 'logging'? (known here: logging, metrics, regions, links)",
+      "bh.yaml:1:1: loging: unknown key 'loging'; did you mean 'logging'? (known here: logging, metrics, regions, links, chaos)",
     ]);
   });
 

@@ -14,6 +14,7 @@ import type { SubjectFilter } from "../interest/pattern-set.js";
 import { isValidSubject, isWireSafe } from "../interest/subject.js";
 import type { LocalPublishHandler, RegionPort } from "../region/port.js";
 import { BridgeheadError } from "../util/errors.js";
+import type { BackoffOptions } from "./backoff.js";
 import {
   decodeFrame,
   decodeFrameInto,
@@ -59,6 +60,12 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** Heartbeat interval (ms) for links; default 2000. */
   readonly heartbeatMs?: number;
+  /** Handshake timeout (ms) for links; default 5000. Tests and chaos runs shrink it. */
+  readonly handshakeTimeoutMs?: number;
+  /** Redial backoff of this gateway's dialers; default 100 ms doubling up to 10 s. */
+  readonly dialBackoff?: BackoffOptions;
+  /** Per-link flow control (backpressure); default DEFAULT_FLOW_CONTROL. */
+  readonly flowControl?: Partial<FlowControl>;
   /** How often this region re-advertises its links with fresh RTTs (ms); default 10000. */
   readonly advertiseMs?: number;
   /** Per peer region: what the link may carry each way (export/import filters); none = everything. */
@@ -125,8 +132,12 @@ export interface LinkView extends Readonly<LinkCounters> {
   /** When the current link reached `syncing` (ms since the epoch). */
   readonly since: number | undefined;
   readonly bufferedBytes: number;
-  /** Frames in the current link's send queue (handed to the socket, not yet written to the kernel). */
+  /** Frames handed to the socket, not yet written to the kernel. */
   readonly pendingFrames: number;
+  /** The link's send queue: data encoded for the peer, waiting while the link is saturated (backpressure). */
+  readonly queued: { readonly frames: number; readonly messages: number; readonly bytes: number };
+  /** Data written to the link that the peer has not acknowledged yet (kept for replay). */
+  readonly unacked: { readonly messages: number; readonly bytes: number };
   /**
    * Since when (ms since the epoch) the link has been waiting for interest: the handshake while it is
    * `syncing` (the peer's snapshot not yet in), else the oldest unanswered RESYNC_REQUEST sent on it.
@@ -150,13 +161,21 @@ export class GatewayError extends BridgeheadError {
   override readonly name = "GatewayError";
 }
 
-/**
- * Data the link may hold unacknowledged before new frames wait in its send queue instead (backpressure):
- * enough for full speed at LAN round trips, small enough that a saturated link cannot take the heap.
- */
-const MAX_UNACKED_BYTES = 32 * 1024 * 1024;
-/** Bytes queued in the socket (not yet handed to the kernel) above which nothing more is written. */
-const MAX_SOCKET_BUFFERED = 8 * 1024 * 1024;
+/** How much a link may have in flight before data waits in its send queue (backpressure). */
+export interface FlowControl {
+  /**
+   * Data written and not yet acknowledged: enough for full speed on fast paths (the kernel's socket
+   * buffers alone hold several MiB), small enough that a saturated link cannot take the heap. Default 32 MiB.
+   */
+  readonly maxUnackedBytes: number;
+  /** Bytes queued in the socket (not yet handed to the kernel) above which nothing more is written. Default 8 MiB. */
+  readonly maxSocketBufferedBytes: number;
+}
+
+export const DEFAULT_FLOW_CONTROL: FlowControl = Object.freeze({
+  maxUnackedBytes: 32 * 1024 * 1024,
+  maxSocketBufferedBytes: 8 * 1024 * 1024,
+});
 /** The receiver ACKs at least every this many MSG ops, and otherwise within ACK_DELAY_MS. */
 const ACK_EVERY = 512;
 const ACK_DELAY_MS = 10;
@@ -207,6 +226,7 @@ class Session implements MsgSink {
     readonly link: Link,
     limits: OutboxLimits,
     onDrop: FrameDropListener,
+    private readonly flow: FlowControl,
   ) {
     this.reliable = link.peerFeatures.includes("ack");
     this.queue = new SendQueue(limits, onDrop);
@@ -218,7 +238,10 @@ class Session implements MsgSink {
   }
 
   private canWrite(): boolean {
-    return this.inFlight.bytes < MAX_UNACKED_BYTES && this.link.bufferedAmount < MAX_SOCKET_BUFFERED;
+    return (
+      this.inFlight.bytes < this.flow.maxUnackedBytes &&
+      this.link.bufferedAmount < this.flow.maxSocketBufferedBytes
+    );
   }
 
   sendMsg(
@@ -237,13 +260,16 @@ class Session implements MsgSink {
     this.flushSoon();
   }
 
-  /** Data frames not known to have reached the peer, oldest first, with the ops of each to skip. */
-  takeUnsent(): { frame: Buffer; skipOps: number }[] {
-    const out = this.reliable ? this.inFlight.unacked() : [];
-    for (const r of this.refused) out.push({ frame: r.frame, skipOps: 0 });
+  /**
+   * Data frames not known to have reached the peer, oldest first, with the ops of each to skip.
+   * `unconfirmed`: written to the link, so possibly delivered; the others never left this side.
+   */
+  takeUnsent(): { frame: Buffer; skipOps: number; unconfirmed: boolean }[] {
+    const out = (this.reliable ? this.inFlight.unacked() : []).map((u) => ({ ...u, unconfirmed: true }));
+    for (const r of this.refused) out.push({ frame: r.frame, skipOps: 0, unconfirmed: false });
     this.refused.length = 0;
-    for (const q of this.queue.takeAll()) out.push({ frame: q.frame, skipOps: 0 });
-    for (const frame of this.data.take()) out.push({ frame, skipOps: 0 });
+    for (const q of this.queue.takeAll()) out.push({ frame: q.frame, skipOps: 0, unconfirmed: false });
+    for (const frame of this.data.take()) out.push({ frame, skipOps: 0, unconfirmed: false });
     return out;
   }
 
@@ -365,7 +391,11 @@ export class Gateway implements LocalPublishHandler {
     this.topology = new Topology(this.region, this.epoch);
     this.forwarder = new Forwarder(this.region, this.remote, this.topology);
     this.filters = options.filters;
-    this.store = new StoreForward({ logger: this.log, limits: options.outboxLimits });
+    this.store = new StoreForward({
+      logger: this.log,
+      limits: options.outboxLimits,
+      epochOf: (region) => this.topology.epochOf(region),
+    });
   }
 
   /**
@@ -401,6 +431,7 @@ export class Gateway implements LocalPublishHandler {
         isLinked: (r) => this.sessions.has(r),
         logger: this.options.logger,
         heartbeatMs: o.heartbeatMs,
+        handshakeTimeoutMs: o.handshakeTimeoutMs,
       });
       this.listener.onLink((link) => this.attach(link));
       this.listenAddress = await this.listener.listen();
@@ -434,6 +465,8 @@ export class Gateway implements LocalPublishHandler {
       isLinked: (r) => this.sessions.has(r),
       logger: this.options.logger,
       heartbeatMs: this.options.heartbeatMs,
+      handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+      backoff: this.options.dialBackoff,
     });
     dialer.onLink((link) => this.attach(link));
     dialer.start();
@@ -511,6 +544,12 @@ export class Gateway implements LocalPublishHandler {
       since: s?.since,
       bufferedBytes: s?.link.bufferedAmount ?? 0,
       pendingFrames: s?.link.pendingFrames ?? 0,
+      queued: {
+        frames: s?.queue.frames ?? 0,
+        messages: s?.queue.messages ?? 0,
+        bytes: s?.queue.bytes ?? 0,
+      },
+      unacked: { messages: s?.inFlight.unackedOps ?? 0, bytes: s?.inFlight.bytes ?? 0 },
       interestAwaitedSince: s === undefined ? undefined : awaitedSince(s),
       dialAttempts: dialer?.attempts ?? 0,
       lastLoss: this.lastLoss.get(peer),
@@ -570,8 +609,12 @@ export class Gateway implements LocalPublishHandler {
       existing.link.close(4002, `duplicate region ${peer}: replaced by the link ${keepDialedBy} dialed`);
       this.sessions.delete(peer);
     }
-    const session = new Session(peer, link, this.store.limitsFor(peer), (reason, _frame, ops) =>
-      this.store.countDrops(peer, reason, ops, { via: "send queue" }),
+    const session = new Session(
+      peer,
+      link,
+      this.store.limitsFor(peer),
+      (reason, _frame, ops) => this.store.countDrops(peer, reason, ops, { via: "send queue" }),
+      { ...DEFAULT_FLOW_CONTROL, ...this.options.flowControl },
     );
     this.applyFilters(session);
     this.sessions.set(peer, session);
@@ -664,7 +707,13 @@ export class Gateway implements LocalPublishHandler {
     for (const region of this.topology.takeUnreachable()) {
       this.interestSource.delete(region);
       for (const s of this.sessions.values()) s.resyncsPending.delete(region);
-      if (this.remote.origin(region) === undefined) continue;
+      const known = this.remote.origin(region);
+      if (known === undefined) continue;
+      if (known.entries.size === 0) {
+        // Nothing to park for: forget it now, as before store-and-forward.
+        this.remote.forget(region);
+        continue;
+      }
       this.store.hold(region);
       this.forwarder.hold(region);
       this.log.info(
@@ -748,11 +797,11 @@ export class Gateway implements LocalPublishHandler {
    */
   private replayUnsent(s: Session): void {
     let n = 0;
-    for (const { frame, skipOps } of s.takeUnsent()) {
+    for (const { frame, skipOps, unconfirmed } of s.takeUnsent()) {
       let i = 0;
       for (const op of decodeFrame(frame)) {
         if (op.type !== "msg" || i++ < skipOps) continue;
-        this.route(undefined, op);
+        this.route(undefined, op, unconfirmed);
         n++;
       }
     }
@@ -1075,7 +1124,7 @@ export class Gateway implements LocalPublishHandler {
    * Pass a message on by its destination set (transit, or replay of a lost link's frames when `from` is
    * undefined) and deliver the part for this region.
    */
-  private route(from: Session | undefined, op: Extract<LinkOp, { type: "msg" }>): void {
+  private route(from: Session | undefined, op: Extract<LinkOp, { type: "msg" }>, unconfirmed = false): void {
     const { local, branches, unreachable } = this.forwarder.split(op.dests);
     const filterSubject = this.filterSubject(op.subject);
     for (const b of branches) {
@@ -1107,6 +1156,7 @@ export class Gateway implements LocalPublishHandler {
         0,
         op.payload.length,
         b.dests,
+        unconfirmed,
       );
       if (from !== undefined) this.stats.msgsTransit++;
     }
@@ -1114,7 +1164,7 @@ export class Gateway implements LocalPublishHandler {
       // No path now: park for when one comes back (or until the outbox's max age).
       const copy = Buffer.from(op.payload);
       for (const d of unreachable) {
-        this.store.park(d, op.origin, op.originSeq, op.subject, op.reply, op.hdrLen, copy);
+        this.store.park(d, op.origin, op.originSeq, op.subject, op.reply, op.hdrLen, copy, unconfirmed);
       }
     }
     if (local !== undefined) this.deliver(op, local);

@@ -8,10 +8,19 @@
  * order; `enqueuedAt` never decreases along the queue (the clock is read by the caller, monotonic).
  */
 
-/** Why a message left an outbox without being sent. */
-export type DropReason = "overflow" | "expired" | "no_interest" | "filtered";
+/**
+ * Why a message left an outbox without being sent. `unconfirmed`: it may have been delivered to the
+ * destination's previous run, which restarted since; it is not replayed to the new run (no duplicates).
+ */
+export type DropReason = "overflow" | "expired" | "no_interest" | "filtered" | "unconfirmed";
 
-export const DROP_REASONS: readonly DropReason[] = ["overflow", "expired", "no_interest", "filtered"];
+export const DROP_REASONS: readonly DropReason[] = [
+  "overflow",
+  "expired",
+  "no_interest",
+  "filtered",
+  "unconfirmed",
+];
 
 export interface OutboxLimits {
   /** Payload + subject bytes held at most. */
@@ -43,6 +52,14 @@ export interface ParkedMsg {
   readonly queues: readonly string[];
   /** When it was parked (ms, monotonic clock). */
   readonly enqueuedAt: number;
+  /**
+   * Written to a link that died before the peer acknowledged it: it may have been delivered. Such messages
+   * are never shed by the size bounds (dedupe settles them at replay, and the flow-control window bounds
+   * them), so a drop counted as `overflow` is always a message that was not delivered.
+   */
+  readonly unconfirmed?: boolean;
+  /** For an unconfirmed message: the destination's epoch (run) when it was written. */
+  readonly destEpoch?: number | undefined;
 }
 
 /** What a parked message costs against `maxBytes`: its payload, subject and reply, plus a fixed overhead. */
@@ -56,9 +73,9 @@ const ENTRY_OVERHEAD = 64;
 export type DropListener = (reason: DropReason, msg: ParkedMsg) => void;
 
 export class Outbox {
-  private queue: (ParkedMsg | undefined)[] = [];
-  /** Index of the first live entry in `queue`. */
-  private head = 0;
+  /** Messages that may have been delivered (see ParkedMsg.unconfirmed): older than any other, replayed first. */
+  private readonly unconfirmed = new Deque();
+  private readonly confirmed = new Deque();
   private _bytes = 0;
 
   constructor(
@@ -68,7 +85,7 @@ export class Outbox {
   ) {}
 
   get length(): number {
-    return this.queue.length - this.head;
+    return this.unconfirmed.length + this.confirmed.length;
   }
 
   get bytes(): number {
@@ -77,7 +94,7 @@ export class Outbox {
 
   /** Enqueue time of the oldest message, or undefined when empty. */
   get oldestAt(): number | undefined {
-    return this.queue[this.head]?.enqueuedAt;
+    return this.peek()?.enqueuedAt;
   }
 
   setLimits(limits: OutboxLimits): void {
@@ -87,47 +104,42 @@ export class Outbox {
 
   /**
    * Park `m`. With `drop: "newest"` a message that does not fit is refused (dropped as overflow) and false is
-   * returned; with `"oldest"` the oldest messages make room. A message bigger than `maxBytes` alone never fits.
+   * returned; with `"oldest"` the oldest messages make room. A message bigger than `maxBytes` alone never
+   * fits. An unconfirmed message is always taken (it may only push others out).
    */
   push(m: ParkedMsg): boolean {
     const size = parkedSize(m);
     const { maxBytes, maxMessages, drop } = this.limits;
+    const over = () => this.length + 1 > maxMessages || this._bytes + size > maxBytes;
+    if (m.unconfirmed === true) {
+      if (drop === "oldest") while (this.confirmed.length > 0 && over()) this.shed(this.confirmed.shift()!);
+      this.unconfirmed.push(m);
+      this._bytes += size;
+      return true;
+    }
     if (size > maxBytes || maxMessages <= 0) {
       this.onDrop("overflow", m);
       return false;
     }
-    if (drop === "newest" && (this.length + 1 > maxMessages || this._bytes + size > maxBytes)) {
+    if (drop === "oldest") while (this.confirmed.length > 0 && over()) this.shed(this.confirmed.shift()!);
+    if (over()) {
       this.onDrop("overflow", m);
       return false;
     }
-    while (this.length > 0 && (this.length + 1 > maxMessages || this._bytes + size > maxBytes)) {
-      this.onDrop("overflow", this.take()!);
-    }
-    this.queue.push(m);
+    this.confirmed.push(m);
     this._bytes += size;
     return true;
   }
 
   /** The oldest message, still queued. */
   peek(): ParkedMsg | undefined {
-    return this.queue[this.head];
+    return this.unconfirmed.peek() ?? this.confirmed.peek();
   }
 
   /** Remove and return the oldest message. */
   take(): ParkedMsg | undefined {
-    const m = this.queue[this.head];
-    if (m === undefined) return undefined;
-    this.queue[this.head] = undefined;
-    this.head++;
-    this._bytes -= parkedSize(m);
-    // Compact once the dead prefix dominates, so the array does not grow with total traffic.
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    const m = this.unconfirmed.length > 0 ? this.unconfirmed.shift() : this.confirmed.shift();
+    if (m !== undefined) this._bytes -= parkedSize(m);
     return m;
   }
 
@@ -135,9 +147,13 @@ export class Outbox {
   expire(now: number): number {
     let n = 0;
     const limit = now - this.limits.maxAgeMs;
-    for (let m = this.peek(); m !== undefined && m.enqueuedAt <= limit; m = this.peek()) {
-      this.onDrop("expired", this.take()!);
-      n++;
+    for (const q of [this.unconfirmed, this.confirmed]) {
+      for (let m = q.peek(); m !== undefined && m.enqueuedAt <= limit; m = q.peek()) {
+        q.shift();
+        this._bytes -= parkedSize(m);
+        this.onDrop("expired", m);
+        n++;
+      }
     }
     return n;
   }
@@ -152,20 +168,60 @@ export class Outbox {
     return n;
   }
 
-  /** Apply lowered limits to what is already held. */
+  private shed(m: ParkedMsg): void {
+    this._bytes -= parkedSize(m);
+    this.onDrop("overflow", m);
+  }
+
+  /** Apply lowered limits to what is already held (confirmed messages only, per the drop policy). */
   private enforce(): void {
     const { maxBytes, maxMessages, drop } = this.limits;
-    if (drop === "oldest") {
-      while (this.length > 0 && (this.length > maxMessages || this._bytes > maxBytes)) {
-        this.onDrop("overflow", this.take()!);
-      }
-      return;
+    const over = () => this.length > maxMessages || this._bytes > maxBytes;
+    while (this.confirmed.length > 0 && over()) {
+      this.shed(drop === "oldest" ? this.confirmed.shift()! : this.confirmed.pop()!);
     }
-    // "newest": the most recent arrivals are the ones given up.
-    while (this.length > 0 && (this.length > maxMessages || this._bytes > maxBytes)) {
-      const m = this.queue.pop()!;
-      this._bytes -= parkedSize(m);
-      this.onDrop("overflow", m);
+  }
+}
+
+/** A FIFO with O(1) amortized shift that reclaims its dead prefix. */
+class Deque {
+  private items: (ParkedMsg | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(m: ParkedMsg): void {
+    this.items.push(m);
+  }
+
+  peek(): ParkedMsg | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): ParkedMsg | undefined {
+    const m = this.items[this.head];
+    if (m === undefined) return undefined;
+    this.items[this.head] = undefined;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
     }
+    return m;
+  }
+
+  pop(): ParkedMsg | undefined {
+    if (this.length === 0) return undefined;
+    const m = this.items.pop();
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return m;
   }
 }

@@ -52,6 +52,8 @@ export interface StoreForwardOptions {
   readonly limits?: (destination: string) => OutboxLimits | undefined;
   /** Monotonic milliseconds; injectable for tests. */
   readonly now?: () => number;
+  /** The current epoch (run) of a region, as the topology knows it. */
+  readonly epochOf?: (region: string) => number | undefined;
 }
 
 export interface OutboxView {
@@ -68,7 +70,13 @@ export class StoreForward {
   private readonly outboxes = new Map<string, Outbox>();
   /** Unreachable regions whose interest is kept, and since when (monotonic ms). */
   private readonly held = new Map<string, number>();
-  readonly drops: Record<DropReason, number> = { overflow: 0, expired: 0, no_interest: 0, filtered: 0 };
+  readonly drops: Record<DropReason, number> = {
+    overflow: 0,
+    expired: 0,
+    no_interest: 0,
+    filtered: 0,
+    unconfirmed: 0,
+  };
   /** Per destination: drops by reason (metrics label both). */
   readonly dropsTo = new Map<string, Record<DropReason, number>>();
   msgsParked = 0;
@@ -112,6 +120,7 @@ export class StoreForward {
     start: number,
     end: number,
     dests: readonly Destination[],
+    unconfirmed = false,
   ): void {
     // A link that is up takes the message even when saturated: its send queue holds the backlog (bounded,
     // encoded, shed per policy). Parking is for destinations without a path, and for those with a backlog
@@ -121,21 +130,24 @@ export class StoreForward {
       return;
     }
     const usable = sink !== undefined;
-    let direct: Destination[] | undefined;
+    const direct: Destination[] = [];
     let copy: Buffer | undefined;
     for (const d of dests) {
       if (usable && !this.outboxes.has(d.region)) {
-        (direct ??= []).push(d);
+        direct.push(d);
         continue;
       }
       copy ??= Buffer.from(payload.subarray(start, end));
-      this.park(d, origin, originSeq, subject, reply, hdrLen, copy);
+      this.park(d, origin, originSeq, subject, reply, hdrLen, copy, unconfirmed);
     }
-    if (direct !== undefined)
+    if (direct.length > 0)
       sink!.sendMsg(origin, originSeq, subject, reply, hdrLen, payload, start, end, direct);
   }
 
-  /** Park one message for one destination (its payload already an owned copy). */
+  /**
+   * Park one message for one destination (its payload already an owned copy). `unconfirmed`: it was
+   * written to a link that died unacknowledged, so it may have arrived (see ParkedMsg.unconfirmed).
+   */
   park(
     d: Destination,
     origin: string,
@@ -144,6 +156,7 @@ export class StoreForward {
     reply: string,
     hdrLen: number,
     payload: Buffer,
+    unconfirmed = false,
   ): void {
     let box = this.outboxes.get(d.region);
     if (box === undefined) {
@@ -159,6 +172,8 @@ export class StoreForward {
       payload,
       queues: d.queues,
       enqueuedAt: this.now(),
+      unconfirmed,
+      destEpoch: unconfirmed ? this.options.epochOf?.(d.region) : undefined,
     };
     if (box.push(m)) this.msgsParked++;
     if (box.length === 0) this.outboxes.delete(d.region);
@@ -179,6 +194,11 @@ export class StoreForward {
       if (sink === undefined) continue;
       for (let m = box.peek(); m !== undefined && !sink.saturated(); m = box.peek()) {
         box.take();
+        if (m.unconfirmed === true && m.destEpoch !== this.options.epochOf?.(dest)) {
+          // The run it may have reached is gone; replaying to the new run could deliver it twice.
+          this.dropped(dest, "unconfirmed", m);
+          continue;
+        }
         if (!wants(dest, m.subject, m.queues)) {
           this.dropped(dest, "no_interest", m);
           continue;

@@ -5,7 +5,8 @@
 import type { Logger } from "pino";
 import { type BrokerOptions, brokerOptions } from "../broker/options.js";
 import { BrokerServer } from "../broker/server.js";
-import { type FilterLookup, Gateway, type GatewayPeer } from "../gateway/gateway.js";
+import type { BackoffOptions } from "../gateway/backoff.js";
+import { type FilterLookup, type FlowControl, Gateway, type GatewayPeer } from "../gateway/gateway.js";
 import type { LinkToken } from "../gateway/link.js";
 import type { OutboxLimits } from "../gateway/outbox.js";
 import { EmbeddedRegionPort } from "./embedded.js";
@@ -22,6 +23,9 @@ export interface RegionOptions {
     readonly advertiseMs?: number;
     readonly filters?: FilterLookup;
     readonly outboxLimits?: (destination: string) => OutboxLimits | undefined;
+    readonly handshakeTimeoutMs?: number;
+    readonly dialBackoff?: BackoffOptions;
+    readonly flowControl?: Partial<FlowControl>;
   };
   readonly logger: Logger;
 }
@@ -53,6 +57,9 @@ export async function startRegion(o: RegionOptions): Promise<RunningRegion> {
     advertiseMs: o.gateway.advertiseMs,
     filters: o.gateway.filters,
     outboxLimits: o.gateway.outboxLimits,
+    handshakeTimeoutMs: o.gateway.handshakeTimeoutMs,
+    dialBackoff: o.gateway.dialBackoff,
+    flowControl: o.gateway.flowControl,
   });
   try {
     await gateway.start();

@@ -314,6 +314,11 @@ export function allCases(): BenchCase[] {
       count: quick ? 20_000 : 500_000,
       timeLimitMs: quick ? 5000 : 10_000,
     })),
+    crossRegionPubSubCase(
+      16,
+      (quick) => ({ count: quick ? 100_000 : 3_000_000, timeLimitMs: quick ? 5000 : 10_000 }),
+      false,
+    ),
     // A longer warmup than the single-broker case: for the first ~2,000 round trips both servers (bridgehead
     // more) show millisecond outliers that are gone afterwards; the rows are about the steady state.
     crossRegionRequestReplyCase(16, (quick) => ({

@@ -162,6 +162,7 @@ async function startBridgeheadPair(
   caseName: string,
   throughput: boolean,
   hardTimeoutMs: number,
+  acks: boolean,
 ): Promise<RegionPair> {
   const t0 = Date.now();
   const fork = (name: "A" | "B") =>
@@ -175,6 +176,7 @@ async function startBridgeheadPair(
         maxPendingBytes: throughput ? 1024 * 1024 * 1024 : 64 * 1024 * 1024,
         writeDeadlineMs: 10_000,
         hardTimeoutMs,
+        acks,
       },
       ctx.cpuProfileDir
         ? {
@@ -222,10 +224,11 @@ function startPair(
   caseName: string,
   throughput: boolean,
   hardTimeoutMs: number,
+  acks = true,
 ): Promise<RegionPair> {
   return target === "nats-server"
     ? startNatsPair(ctx, throughput)
-    : startBridgeheadPair(ctx, caseName, throughput, hardTimeoutMs);
+    : startBridgeheadPair(ctx, caseName, throughput, hardTimeoutMs, acks);
 }
 
 function probeFrom(portA: number): ProbeConfig {
@@ -242,9 +245,12 @@ function probeFrom(portA: number): ProbeConfig {
 export function crossRegionPubSubCase(
   payloadSize: number,
   counts: (quick: boolean) => ThroughputCounts,
+  acks = true,
 ): BenchCase {
   const size = sizeLabel(payloadSize);
-  const name = `cross-region ${size}`;
+  // Without ACKs: what store-and-forward (ACKs, replay buffers, dedupe bookkeeping) costs in steady state;
+  // nats-server runs the same supercluster as in the main row, for a ratio on the same footing.
+  const name = `cross-region ${size}${acks ? "" : " without link ACKs"}`;
   return {
     name,
     description: `1 publisher connected to region A and 1 subscriber connected to region B, one subject, ${size} payloads, every message crossing the A→B link (nats-server: a 2-cluster supercluster with native gateways; bridgehead: two region processes): messages per second delivered at the subscriber and accepted by A from the publisher.`,
@@ -257,7 +263,7 @@ export function crossRegionPubSubCase(
       const timeLimitMs = runLimitMs(ctx, caseLimit);
       const drainMs = ctx.quick ? 5000 : 15_000;
       const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + drainMs + 20_000;
-      const pair = await startPair(target, ctx, name, true, hardTimeoutMs);
+      const pair = await startPair(target, ctx, name, true, hardTimeoutMs, acks);
       return measurePubSub(ctx, {
         payloadSize,
         count,

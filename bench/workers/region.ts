@@ -17,6 +17,8 @@ export interface RegionWorkerConfig extends WorkerConfigBase {
   /** Slow-consumer limits of the region's broker (the throughput cases raise them as for nats-server). */
   readonly maxPendingBytes: number;
   readonly writeDeadlineMs: number;
+  /** Link ACKs (store-and-forward); false measures what they cost. */
+  readonly acks: boolean;
 }
 
 runWorker<RegionWorkerConfig>("region", async (cfg) => {
@@ -34,6 +36,7 @@ runWorker<RegionWorkerConfig>("region", async (cfg) => {
       listen: { host: cfg.host, port: 0 },
       // As nats-server gets max_pending 1 GiB: a link's backlog under a publisher faster than the receiving
       // region may grow that far instead of being shed, so throughput runs measure speed, not the drop policy.
+      acks: cfg.acks,
       outboxLimits: () => ({
         maxBytes: 1024 * 1024 * 1024,
         maxMessages: 50_000_000,

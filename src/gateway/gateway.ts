@@ -66,6 +66,11 @@ export interface GatewayOptions {
   readonly dialBackoff?: BackoffOptions;
   /** Per-link flow control (backpressure); default DEFAULT_FLOW_CONTROL. */
   readonly flowControl?: Partial<FlowControl>;
+  /**
+   * Announce and use link ACKs (replay of what a lost link did not deliver); default true. Off only to
+   * measure what they cost (bench) or to talk to a peer that must not be sent ACK ops.
+   */
+  readonly acks?: boolean;
   /** How often this region re-advertises its links with fresh RTTs (ms); default 10000. */
   readonly advertiseMs?: number;
   /** Per peer region: what the link may carry each way (export/import filters); none = everything. */
@@ -227,8 +232,10 @@ class Session implements MsgSink {
     limits: OutboxLimits,
     onDrop: FrameDropListener,
     private readonly flow: FlowControl,
+    acks: boolean,
   ) {
-    this.reliable = link.peerFeatures.includes("ack");
+    // Both sides must have announced `ack`: each then ACKs what it receives and keeps what it sends.
+    this.reliable = acks && link.peerFeatures.includes("ack");
     this.queue = new SendQueue(limits, onDrop);
   }
 
@@ -432,6 +439,7 @@ export class Gateway implements LocalPublishHandler {
         logger: this.options.logger,
         heartbeatMs: o.heartbeatMs,
         handshakeTimeoutMs: o.handshakeTimeoutMs,
+        features: o.acks === false ? [] : undefined,
       });
       this.listener.onLink((link) => this.attach(link));
       this.listenAddress = await this.listener.listen();
@@ -467,6 +475,7 @@ export class Gateway implements LocalPublishHandler {
       heartbeatMs: this.options.heartbeatMs,
       handshakeTimeoutMs: this.options.handshakeTimeoutMs,
       backoff: this.options.dialBackoff,
+      features: this.options.acks === false ? [] : undefined,
     });
     dialer.onLink((link) => this.attach(link));
     dialer.start();
@@ -615,6 +624,7 @@ export class Gateway implements LocalPublishHandler {
       this.store.limitsFor(peer),
       (reason, _frame, ops) => this.store.countDrops(peer, reason, ops, { via: "send queue" }),
       { ...DEFAULT_FLOW_CONTROL, ...this.options.flowControl },
+      this.options.acks !== false,
     );
     this.applyFilters(session);
     this.sessions.set(peer, session);
@@ -1069,21 +1079,21 @@ export class Gateway implements LocalPublishHandler {
     for (const b of branches) {
       // Held regions (unreachable, interest kept) and a next hop whose link just went: park.
       const s = b.nextHop === HELD_HOP ? undefined : this.sessions.get(b.nextHop);
-      if (
-        s !== undefined &&
-        filterSubject !== undefined &&
-        s.outbound !== undefined &&
-        !s.outbound.allows(filterSubject)
-      ) {
-        this.stats.msgsFiltered++;
-        s.msgsFiltered++;
-        continue;
-      }
+      if (s !== undefined && this.filteredOut(s, filterSubject)) continue;
       this.store.send(s, this.region, seq, subject, wireReply, hdr, buf, start, end, b.dests);
       sent = true;
     }
     if (sent) this.stats.msgsForwarded++;
     return sent;
+  }
+
+  /** True (and counted) when `s`'s outbound filter keeps `filterSubject` (see filterSubject) off the link. */
+  private filteredOut(s: Session, filterSubject: string | undefined): boolean {
+    if (filterSubject === undefined || s.outbound === undefined || s.outbound.allows(filterSubject))
+      return false;
+    this.stats.msgsFiltered++;
+    s.msgsFiltered++;
+    return true;
   }
 
   /**
@@ -1135,16 +1145,7 @@ export class Gateway implements LocalPublishHandler {
         s.msgsUnroutable++;
         continue;
       }
-      if (
-        s !== undefined &&
-        filterSubject !== undefined &&
-        s.outbound !== undefined &&
-        !s.outbound.allows(filterSubject)
-      ) {
-        this.stats.msgsFiltered++;
-        s.msgsFiltered++;
-        continue;
-      }
+      if (s !== undefined && this.filteredOut(s, filterSubject)) continue;
       this.store.send(
         s,
         op.origin,

@@ -249,8 +249,14 @@ export function checkHello(text: string, want: HelloExpectation): HelloVerdict {
  */
 export const FEATURES: string[] = ["ack"];
 
-function helloText(region: string, token: string): string {
-  const hello: Hello = { type: "hello", protocol: LINK_PROTOCOL_VERSION, region, token, features: FEATURES };
+function helloText(region: string, token: string, features: readonly string[]): string {
+  const hello: Hello = {
+    type: "hello",
+    protocol: LINK_PROTOCOL_VERSION,
+    region,
+    token,
+    features: [...features],
+  };
   return JSON.stringify(hello);
 }
 
@@ -302,6 +308,8 @@ export interface LinkInit {
   /** Where the socket goes to / comes from, for logs (`host:port` or the URL). */
   remote: string;
   tuning: Tuning;
+  /** What this side announces in its hello; default FEATURES. */
+  features?: readonly string[] | undefined;
 }
 
 /** One established or establishing link to one peer region. */
@@ -317,6 +325,7 @@ export class Link {
   private readonly expectRegion: string | undefined;
   private readonly isLinked: ((region: string) => boolean) | undefined;
   private readonly tuning: Tuning;
+  private readonly features: readonly string[];
   private readonly baseLogger: Logger;
   private log: Logger;
 
@@ -356,6 +365,7 @@ export class Link {
     this.isLinked = init.isLinked;
     this.remote = init.remote;
     this.tuning = init.tuning;
+    this.features = init.features ?? FEATURES;
     this.baseLogger = init.logger;
     this.log = init.logger.child({
       region: this.localRegion,
@@ -494,7 +504,9 @@ export class Link {
   private onOpen(): void {
     if (this.direction !== "dial" || this._state !== "connecting") return;
     // Dialers are always built with a string token (LinkDialerOptions.token).
-    this.ws.send(helloText(this.localRegion, typeof this.token === "string" ? this.token : ""));
+    this.ws.send(
+      helloText(this.localRegion, typeof this.token === "string" ? this.token : "", this.features),
+    );
   }
 
   private onMessage(data: RawData, isBinary: boolean): void {
@@ -564,7 +576,7 @@ export class Link {
     this.handshakeTimer = undefined;
     // The answer goes out before anything an onLink listener sends; it carries the token the peer proved
     // it knows (per-link tokens: the one configured for that peer).
-    if (this.direction === "accept") this.ws.send(helloText(this.localRegion, hello.token));
+    if (this.direction === "accept") this.ws.send(helloText(this.localRegion, hello.token, this.features));
     this.startHeartbeat();
     this.enter("syncing");
   }
@@ -708,6 +720,8 @@ export interface LinkListenerOptions extends LinkTuning {
   /** True when a link to `region` is already established (syncing or up): such a hello gets 4002. */
   isLinked(region: string): boolean;
   logger: Logger;
+  /** What links announce in their hello; default FEATURES. */
+  features?: readonly string[] | undefined;
 }
 
 /** Accepts links: an HTTP server whose path /bridgehead/v1 upgrades to WebSocket. */
@@ -798,6 +812,7 @@ export class LinkListener {
         logger: this.opts.logger,
         remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`,
         tuning: this.tuning,
+        features: this.opts.features,
       });
       this.links.add(link);
       void link.finished.then(() => this.links.delete(link));
@@ -848,6 +863,8 @@ export interface LinkDialerOptions extends LinkTuning {
   logger: Logger;
   /** A Backoff instance (tests inject one) or its options. Default: 100 ms to 10 s, factor 2, full jitter. */
   backoff?: Backoff | BackoffOptions;
+  /** What links announce in their hello; default FEATURES. */
+  features?: readonly string[] | undefined;
 }
 
 /** The URL of the link endpoint of a listener at host:port. */
@@ -984,6 +1001,7 @@ export class LinkDialer {
       logger: this.opts.logger,
       remote: this.logUrl,
       tuning: this.tuning,
+      features: this.opts.features,
     });
     this.link = link;
     link.onState((state, cause) => this.onLinkState(link, state, cause));

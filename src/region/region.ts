@@ -26,6 +26,7 @@ export interface RegionOptions {
     readonly handshakeTimeoutMs?: number;
     readonly dialBackoff?: BackoffOptions;
     readonly flowControl?: Partial<FlowControl>;
+    readonly acks?: boolean;
   };
   readonly logger: Logger;
 }
@@ -60,6 +61,7 @@ export async function startRegion(o: RegionOptions): Promise<RunningRegion> {
     handshakeTimeoutMs: o.gateway.handshakeTimeoutMs,
     dialBackoff: o.gateway.dialBackoff,
     flowControl: o.gateway.flowControl,
+    acks: o.gateway.acks,
   });
   try {
     await gateway.start();

@@ -143,6 +143,8 @@ export interface LinkView extends Readonly<LinkCounters> {
   readonly queued: { readonly frames: number; readonly messages: number; readonly bytes: number };
   /** Data written to the link that the peer has not acknowledged yet (kept for replay). */
   readonly unacked: { readonly messages: number; readonly bytes: number };
+  /** Whether the current link uses ACKs (both sides announced `ack`); false without a link. */
+  readonly acks: boolean;
   /**
    * Since when (ms since the epoch) the link has been waiting for interest: the handshake while it is
    * `syncing` (the peer's snapshot not yet in), else the oldest unanswered RESYNC_REQUEST sent on it.
@@ -559,6 +561,7 @@ export class Gateway implements LocalPublishHandler {
         bytes: s?.queue.bytes ?? 0,
       },
       unacked: { messages: s?.inFlight.unackedOps ?? 0, bytes: s?.inFlight.bytes ?? 0 },
+      acks: s?.reliable ?? false,
       interestAwaitedSince: s === undefined ? undefined : awaitedSince(s),
       dialAttempts: dialer?.attempts ?? 0,
       lastLoss: this.lastLoss.get(peer),

@@ -63,6 +63,7 @@ export function linkz(ctx: RegionContext): Record<string, unknown> {
         bytes: (v?.queued.bytes ?? 0) + (v?.bufferedBytes ?? 0),
         max_bytes: ctx.outboxMaxBytes(name, peer),
       },
+      acks: v?.acks ?? false,
       unacked: { messages: v?.unacked.messages ?? 0, bytes: v?.unacked.bytes ?? 0 },
       dropped: { filtered: v?.msgsFiltered ?? 0, unroutable: v?.msgsUnroutable ?? 0 },
       interest: {

@@ -125,6 +125,7 @@ const sumDrops = (r: RunningRegion) => Object.values(r.gateway.store.drops).redu
 describe("store-and-forward under faults", () => {
   it("a 5-second link cut (blackholed, then healed) under steady load loses nothing and duplicates nothing", async () => {
     const p = await pair();
+    expect(p.a.gateway.linkView("b")!.acks).toBe(true);
     const sub = counter(await client(p.b), "load.x");
     await subscribed(p, "load.x");
     const pub = publisher(await client(p.a), "load.x", 20, 10); // ~2,000 msg/s

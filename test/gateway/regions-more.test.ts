@@ -7,8 +7,10 @@
  * "Nothing more arrives" is checked with a probe sent after the messages on the same path and the same
  * client connections (in order, so anything earlier would have arrived first), never with a sleep.
  */
-import { type NatsConnection, StringCodec } from "nats";
+import { connect, type NatsConnection, StringCodec } from "nats";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { startRegion } from "../../src/region/region.js";
 import { type Cluster, startCluster, waitUntil } from "../helpers/regions.js";
 
 const sc = StringCodec();
@@ -290,5 +292,45 @@ describe("regions: request/reply on a star", () => {
     // Every request and every reply crossed the hub once (leaf → hub → leaf), none was delivered there.
     expect(hub.stats.msgsTransit - transitBefore).toBe(2 * requests);
     expect(hub.stats.msgsDelivered).toBe(0);
+  });
+});
+
+describe("regions: link ACKs switched off on one side", () => {
+  it("carries traffic without ACKs either way and keeps nothing for replay", async () => {
+    const logger = pino({ level: process.env.BH_TEST_LOG ?? "silent" });
+    const start = (name: string, acks: boolean) =>
+      startRegion({
+        name,
+        broker: { host: "127.0.0.1", port: 0 },
+        gateway: { token: "t", listen: { host: "127.0.0.1", port: 0 }, acks },
+        logger,
+      });
+    const a = await start("a", false);
+    const b = await start("b", true);
+    try {
+      a.gateway.dial({ url: b.gatewayUrl!, region: "b" });
+      await waitUntil(() => a.gateway.linkState("b") === "up" && b.gateway.linkState("a") === "up", "a-b up");
+      const nb = await connect({ servers: b.clientUrl });
+      const na = await connect({ servers: a.clientUrl });
+      try {
+        const got: string[] = [];
+        nb.subscribe("x", { callback: (_e, m) => got.push(sc.decode(m.data)) });
+        await nb.flush();
+        await waitUntil(() => a.gateway.remote.sublist.hasInterest("x"), "b's interest at a");
+        for (let i = 0; i < 100; i++) na.publish("x", sc.encode(String(i)));
+        await na.flush();
+        await waitUntil(() => got.length === 100, "100 messages at b");
+        // b announced `ack`, a did not: neither side keeps frames or sends ACKs.
+        expect(a.gateway.linkView("b")!.acks).toBe(false);
+        expect(b.gateway.linkView("a")!.acks).toBe(false);
+        expect(a.gateway.linkView("b")!.unacked).toEqual({ messages: 0, bytes: 0 });
+      } finally {
+        await na.close();
+        await nb.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

@@ -3,7 +3,6 @@
  * tests of the broker command's helpers. Processes are stopped in afterEach; conditions are polled with a
  * deadline, never slept on.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,84 +17,33 @@ import {
   resolveBrokerOptions,
 } from "../../src/cli/broker-command.js";
 import { packageVersion } from "../../src/cli/main.js";
-import { BRIDGEHEAD_BIN, startServer } from "../helpers/servers.js";
+import {
+  type CliProcess,
+  killAllCli,
+  runBridgehead,
+  spawnBridgehead,
+  waitForValue,
+  withDeadline,
+} from "../helpers/cli.js";
+import { startServer } from "../helpers/servers.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
 
-interface CliProcess {
-  readonly child: ChildProcess;
-  readonly out: { stdout: string; stderr: string };
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<CliProcess>();
 const dirs: string[] = [];
 const connections: NatsConnection[] = [];
 
-function spawnCli(args: readonly string[], env: Record<string, string> = {}): CliProcess {
-  const child = spawn(process.execPath, [BRIDGEHEAD_BIN, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, BRIDGEHEAD_LOG_LEVEL: "info", ...env },
-  });
-  const out = { stdout: "", stderr: "" };
-  child.stdout?.on("data", (d: Buffer) => {
-    out.stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out.stderr += d.toString();
-  });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("close", (code, signal) => resolve({ code, signal }));
-  });
-  const proc = { child, out, closed };
-  running.add(proc);
-  void closed.then(() => running.delete(proc));
-  return proc;
-}
-
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** `bridgehead ARGS` at log level info, plus `env`. */
+const spawnCli = (args: readonly string[], env: Record<string, string> = {}): CliProcess =>
+  spawnBridgehead(args, { env: { BRIDGEHEAD_LOG_LEVEL: "info", ...env } });
 
 /** Run to completion. */
-async function runCli(args: readonly string[], timeoutMs = 15_000) {
-  const p = spawnCli(args);
-  const { code, signal } = await withDeadline(p.closed, timeoutMs, `bridgehead ${args.join(" ")}`);
-  return { code, signal, stdout: p.out.stdout, stderr: p.out.stderr };
-}
+const runCli = (args: readonly string[], timeoutMs = 15_000) =>
+  runBridgehead(args, timeoutMs, { env: { BRIDGEHEAD_LOG_LEVEL: "info" } });
 
-/** Poll `fn` until it returns something other than undefined. */
-async function waitFor<T>(
-  fn: () => T | undefined,
-  what: string,
-  timeoutMs = 10_000,
-  proc?: CliProcess,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (proc && proc.child.exitCode !== null) {
-      throw new Error(
-        `process exited (${proc.child.exitCode}) while waiting for ${what}: ${proc.out.stderr}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${proc ? `; stderr: ${proc.out.stderr}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = <T>(fn: () => T | undefined, what: string, timeoutMs?: number, proc?: CliProcess) =>
+  waitForValue(fn, what, { proc, timeoutMs });
 
 function tmp(): string {
   const dir = mkdtempSync(join(tmpdir(), "bh-cli-"));
@@ -166,9 +114,7 @@ function logLines(stderr: string): Record<string, unknown>[] {
 
 afterEach(async () => {
   for (const nc of connections.splice(0)) await nc.close().catch(() => undefined);
-  const procs = [...running];
-  for (const p of procs) p.child.kill("SIGKILL");
-  await Promise.all(procs.map((p) => p.closed));
+  await killAllCli();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 

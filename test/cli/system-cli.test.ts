@@ -5,25 +5,24 @@
  * process derives the URL from the config, so the dialed gateway gets a concrete free port. Conditions are
  * polled with deadlines; every process is killed in afterEach.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect, type NatsConnection, StringCodec } from "nats";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BRIDGEHEAD_BIN } from "../helpers/servers.js";
+import {
+  type CliProcess,
+  killAllCli,
+  runBridgehead,
+  spawnBridgehead,
+  waitForValue,
+  withDeadline,
+} from "../helpers/cli.js";
 
 const sc = StringCodec();
 const REPO = resolve(import.meta.dirname, "../..");
 
-interface CliProcess {
-  readonly child: ChildProcess;
-  readonly out: { stdout: string; stderr: string };
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<CliProcess>();
 const dirs: string[] = [];
 const connections: NatsConnection[] = [];
 
@@ -35,79 +34,19 @@ beforeAll(() => {
 
 afterEach(async () => {
   for (const nc of connections.splice(0)) await nc.close().catch(() => {});
-  const procs = [...running];
-  for (const p of procs)
-    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-  await Promise.all(procs.map((p) => p.closed));
+  await killAllCli();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function spawnCli(args: readonly string[], cwd = REPO): CliProcess {
-  const env = { ...process.env };
-  delete env.BRIDGEHEAD_LOG_LEVEL; // the config's logging.level decides
-  const child = spawn(process.execPath, [BRIDGEHEAD_BIN, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-    cwd,
-  });
-  const out = { stdout: "", stderr: "" };
-  child.stdout?.on("data", (d: Buffer) => {
-    out.stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out.stderr += d.toString();
-  });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
-    child.once("close", (code, signal) => res({ code, signal }));
-  });
-  const proc = { child, out, closed };
-  running.add(proc);
-  void closed.then(() => running.delete(proc));
-  return proc;
-}
+/** `bridgehead ARGS` in `cwd`; the config's logging.level decides (BRIDGEHEAD_LOG_LEVEL is removed). */
+const spawnCli = (args: readonly string[], cwd = REPO): CliProcess =>
+  spawnBridgehead(args, { cwd, env: { BRIDGEHEAD_LOG_LEVEL: undefined } });
 
-async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const runCli = (args: readonly string[], timeoutMs = 10_000) =>
+  runBridgehead(args, timeoutMs, { cwd: REPO, env: { BRIDGEHEAD_LOG_LEVEL: undefined } });
 
-async function runCli(args: readonly string[], timeoutMs = 10_000) {
-  const p = spawnCli(args);
-  const { code } = await withDeadline(p.closed, timeoutMs, `bridgehead ${args.join(" ")}`);
-  return { code, stdout: p.out.stdout, stderr: p.out.stderr };
-}
-
-/** Poll `fn` until it returns something other than undefined; fail early if `proc` exits. */
-async function waitFor<T>(
-  fn: () => T | undefined,
-  what: string,
-  proc?: CliProcess,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (proc !== undefined && proc.child.exitCode !== null) {
-      throw new Error(
-        `process exited (${proc.child.exitCode}) while waiting for ${what}: ${proc.out.stderr}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what}${proc ? `\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}` : ""}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = <T>(fn: () => T | undefined, what: string, proc?: CliProcess, timeoutMs?: number) =>
+  waitForValue(fn, what, { proc, timeoutMs });
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "bh-system-cli-"));

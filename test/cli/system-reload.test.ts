@@ -5,24 +5,16 @@
  * through messages crossing regions. Every listener is 127.0.0.1:0: in `up` a link is dialed at the running
  * peer's real address. Conditions are polled with deadlines; every process is killed in afterEach.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect, type NatsConnection, StringCodec } from "nats";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BRIDGEHEAD_BIN } from "../helpers/servers.js";
+import { type CliProcess, killAllCli, spawnBridgehead, waitForValue } from "../helpers/cli.js";
 
 const sc = StringCodec();
 const REPO = resolve(import.meta.dirname, "../..");
 
-interface CliProcess {
-  readonly child: ChildProcess;
-  readonly out: { stdout: string; stderr: string };
-  readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running = new Set<CliProcess>();
 const dirs: string[] = [];
 const connections: NatsConnection[] = [];
 
@@ -34,59 +26,16 @@ beforeAll(() => {
 
 afterEach(async () => {
   for (const nc of connections.splice(0)) await nc.close().catch(() => {});
-  const procs = [...running];
-  for (const p of procs)
-    if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-  await Promise.all(procs.map((p) => p.closed));
+  await killAllCli();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function spawnUp(file: string): CliProcess {
-  const env = { ...process.env };
-  delete env.BRIDGEHEAD_LOG_LEVEL; // the config's logging.level decides
-  const child = spawn(process.execPath, [BRIDGEHEAD_BIN, "up", file], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env,
-  });
-  const out = { stdout: "", stderr: "" };
-  child.stdout?.on("data", (d: Buffer) => {
-    out.stdout += d.toString();
-  });
-  child.stderr?.on("data", (d: Buffer) => {
-    out.stderr += d.toString();
-  });
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
-    child.once("close", (code, signal) => res({ code, signal }));
-  });
-  const proc = { child, out, closed };
-  running.add(proc);
-  void closed.then(() => running.delete(proc));
-  return proc;
-}
+/** `bridgehead up FILE`; the config's logging.level decides (BRIDGEHEAD_LOG_LEVEL is removed). */
+const spawnUp = (file: string): CliProcess =>
+  spawnBridgehead(["up", file], { env: { BRIDGEHEAD_LOG_LEVEL: undefined } });
 
-async function waitFor<T>(
-  fn: () => T | undefined,
-  what: string,
-  proc: CliProcess,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined) return v;
-    if (proc.child.exitCode !== null) {
-      throw new Error(
-        `process exited (${proc.child.exitCode}) while waiting for ${what}: ${proc.out.stderr}`,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out waiting for ${what}\nstdout: ${proc.out.stdout}\nstderr: ${proc.out.stderr}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFor = <T>(fn: () => T | undefined, what: string, proc: CliProcess, timeoutMs?: number) =>
+  waitForValue(fn, what, { proc, timeoutMs });
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), "bh-system-reload-"));

@@ -48,6 +48,10 @@ function regionTable(system: RunningSystem): string {
   for (const [name, r] of system.regions) {
     rows.push([name, r.clientUrl, r.gatewayUrl ?? "-", system.monitorUrl(name) ?? "-"]);
   }
+  // A nats-server-backed region's clients use the cluster's own client URLs; shown: its leafnode URLs.
+  for (const [name, r] of system.leafnodeRegions) {
+    rows.push([name, `(nats cluster) ${r.port.connection.urls.join(",")}`, r.gatewayUrl ?? "-", "-"]);
+  }
   return table(rows);
 }
 
@@ -64,11 +68,11 @@ function chaosTable(system: RunningSystem): string {
 /** Wait (bounded) for the configured links among running regions to come up; report how many did. */
 async function awaitLinks(system: RunningSystem, loaded: LoadedConfig, timeoutMs: number): Promise<string> {
   const local = loaded.config.links.filter(
-    (l) => system.regions.has(l.between[0]) || system.regions.has(l.between[1]),
+    (l) => system.allRegions.has(l.between[0]) || system.allRegions.has(l.between[1]),
   );
   const isUp = (a: string, b: string) =>
-    system.regions.get(a)?.gateway.linkState(b) === "up" ||
-    system.regions.get(b)?.gateway.linkState(a) === "up";
+    system.allRegions.get(a)?.gateway.linkState(b) === "up" ||
+    system.allRegions.get(b)?.gateway.linkState(a) === "up";
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !local.every((l) => isUp(l.between[0], l.between[1]))) {
     await new Promise((r) => setTimeout(r, 50));

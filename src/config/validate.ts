@@ -3,6 +3,7 @@
  * linked once, a connected topology, filters that name the link's own regions, no two listeners on one
  * address. Each problem carries the key path it is about; load.ts turns paths into line:column.
  */
+import { LeafConfigError, parseLeafUrl } from "../region/leafnode/url.js";
 import { formatPath, type Path } from "./errors.js";
 
 /**
@@ -132,6 +133,12 @@ export function crossCheck(cfg: Loose): PathProblem[] {
     }
   }
 
+  // nats-server-backed regions: URLs the adapter can dial, credentials given whole.
+  regions.forEach((r, i) => {
+    const broker = obj(r["broker"]);
+    if (broker["type"] === "nats") problems.push(...natsBrokerProblems(broker, ["regions", i, "broker"]));
+  });
+
   // Listener addresses: broker, gateway and monitor of every region.
   const listeners: { path: Path; addr: string }[] = [];
   regions.forEach((r, i) => {
@@ -156,4 +163,44 @@ export function crossCheck(cfg: Loose): PathProblem[] {
     }
   });
   return problems;
+}
+
+/** A `type: nats` broker: each URL dialable (TLS refused), no duplicates, user and password together. */
+function natsBrokerProblems(broker: Record<string, unknown>, at: Path): PathProblem[] {
+  const out: PathProblem[] = [];
+  const seen = new Map<string, number>();
+  list(broker["urls"]).forEach((u, j) => {
+    const raw = str(u);
+    // The schema reports URLs of the wrong shape; this judges only the ones it let through.
+    if (raw === undefined || !/^(nats-leaf|nats|tls):\/\/.+:\d+$/.test(raw)) return;
+    try {
+      const ep = parseLeafUrl(raw);
+      const key = `${ep.host}:${ep.port}`;
+      const prev = seen.get(key);
+      if (prev !== undefined) {
+        out.push({ path: [...at, "urls", j], message: `duplicate leafnode URL ${key} (also urls[${prev}])` });
+      } else {
+        seen.set(key, j);
+      }
+      if ((ep.user === undefined) !== (ep.password === undefined)) {
+        out.push({ path: [...at, "urls", j], message: "credentials in a URL need both user and password" });
+      }
+    } catch (err) {
+      if (!(err instanceof LeafConfigError)) throw err;
+      out.push({ path: [...at, "urls", j], message: err.message });
+    }
+  });
+  const user = str(broker["user"]);
+  const password = str(broker["password"]);
+  if (user !== undefined && password === undefined) {
+    out.push({ path: [...at, "user"], message: "user needs a password (the hub's leafnodes authorization)" });
+  }
+  if (password !== undefined && user === undefined) {
+    out.push({
+      path: [...at, "password"],
+      message: "password needs a user (the hub's leafnodes authorization)",
+    });
+  }
+  if (user === "") out.push({ path: [...at, "user"], message: "user must not be empty" });
+  return out;
 }

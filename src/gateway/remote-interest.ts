@@ -15,6 +15,7 @@
 import { isValidSubject, isWireSafe } from "../interest/subject.js";
 import type { SubscriptionLike } from "../interest/sublist.js";
 import { Sublist } from "../interest/sublist.js";
+import { RemoteInterestUnion } from "./remote-union.js";
 
 export interface RemoteEntry extends SubscriptionLike {
   readonly subject: string;
@@ -62,6 +63,8 @@ interface MutableOrigin {
 
 export class RemoteInterest {
   readonly sublist = new Sublist<RemoteEntry>();
+  /** Every (subject, queue) some origin wants, counted over origins (weights aside). */
+  readonly union = new RemoteInterestUnion();
   private readonly origins = new Map<string, MutableOrigin>();
   /** Bumped on every change: callers cache decisions per generation. */
   generation = 0;
@@ -87,6 +90,10 @@ export class RemoteInterest {
       this.sublist.insert(entry);
     }
     this.origins.set(origin, { epoch, seq, entries: map });
+    // Only keys that came or went: an unchanged entry must not flap in the union.
+    for (const [k, e] of map) if (cur?.entries.has(k) !== true) this.union.add(e.subject, e.queue);
+    if (cur !== undefined)
+      for (const [k, e] of cur.entries) if (!map.has(k)) this.union.remove(e.subject, e.queue);
     this.generation++;
     return true;
   }
@@ -110,11 +117,14 @@ export class RemoteInterest {
       this.sublist.remove(old);
       cur.entries.delete(k);
     }
-    if (action !== "remove" && e.weight > 0) {
+    const keep = action !== "remove" && e.weight > 0;
+    if (keep) {
       const entry: RemoteEntry = { subject: e.subject, queue: e.queue, region: origin, weight: e.weight };
       cur.entries.set(k, entry);
       this.sublist.insert(entry);
     }
+    if (keep && old === undefined) this.union.add(e.subject, e.queue);
+    else if (!keep && old !== undefined) this.union.remove(e.subject, e.queue);
     this.generation++;
     return "applied";
   }
@@ -123,7 +133,10 @@ export class RemoteInterest {
   forget(origin: string): boolean {
     const cur = this.origins.get(origin);
     if (cur === undefined) return false;
-    for (const e of cur.entries.values()) this.sublist.remove(e);
+    for (const e of cur.entries.values()) {
+      this.sublist.remove(e);
+      this.union.remove(e.subject, e.queue);
+    }
     this.origins.delete(origin);
     this.generation++;
     return true;

@@ -15,7 +15,31 @@ export type { RemoteRouter as LocalPublishHandler } from "../broker/server.js";
 
 import type { RemoteRouter as LocalPublishHandler } from "../broker/server.js";
 
+/** A (subject, queue) that at least one other region wants. */
+export interface RemoteInterestKey {
+  readonly subject: string;
+  readonly queue: string | undefined;
+}
+
+/** `add`: the first region came to want the key; `remove`: the last one stopped (weights are not tracked). */
+export interface RemoteInterestChange extends RemoteInterestKey {
+  readonly op: "add" | "remove";
+}
+
+/** What other regions want, aggregated over every origin: the gateway hands one to ports that need it. */
+export interface RemoteInterestSource {
+  snapshot(): RemoteInterestKey[];
+  /** Transitions after the snapshot; returns an unsubscribe function. */
+  onChange(listener: (change: RemoteInterestChange) => void): () => void;
+}
+
 export interface RegionPort {
+  /**
+   * Optional: observe what other regions want. A broker that is only offered the publishes it subscribed
+   * to (a nats-server cluster over a leafnode) must subscribe there on their behalf; the embedded broker
+   * offers every publish and does not implement it. Returns a function that stops watching.
+   */
+  watchRemoteInterest?(source: RemoteInterestSource): () => void;
   /** The region's current interest: one entry per (subject, queue) with its weight. */
   interestSnapshot(): InterestEntry[];
   /** Interest transitions (0->1, 1->0, queue weight changes); returns an unsubscribe function. */

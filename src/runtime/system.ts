@@ -12,7 +12,13 @@ import type { FilterLookup, GatewayPeer, LinkFilters } from "../gateway/gateway.
 import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../gateway/outbox.js";
 import { SubjectFilter } from "../interest/pattern-set.js";
 import { configView, type RegionObserver, startObserver } from "../observe/index.js";
-import { type RunningRegion, startRegion } from "../region/region.js";
+import {
+  type RunningGatewayRegion,
+  type RunningLeafnodeRegion,
+  type RunningRegion,
+  startLeafnodeRegion,
+  startRegion,
+} from "../region/region.js";
 import { BridgeheadError } from "../util/errors.js";
 
 export class SystemError extends BridgeheadError {
@@ -20,7 +26,12 @@ export class SystemError extends BridgeheadError {
 }
 
 export interface RunningSystem {
+  /** Regions with the embedded broker. */
   readonly regions: ReadonlyMap<string, RunningRegion>;
+  /** Regions whose broker is a nats-server cluster (`type: nats`), attached as a leaf node. */
+  readonly leafnodeRegions: ReadonlyMap<string, RunningLeafnodeRegion>;
+  /** Every region running here, whatever its broker. */
+  readonly allRegions: ReadonlyMap<string, RunningGatewayRegion>;
   /** The config in force (the last one applied). */
   readonly current: LoadedConfig;
   /** Monitor URL per region, when configured. */
@@ -68,7 +79,7 @@ function splitHostPort(hp: string): { host: string; port: number } {
 }
 
 /** The URL other regions dial to reach `r`: its configured `url`, else derived from its listen address. */
-export function gatewayUrlOf(r: RegionConfig, running?: RunningRegion): string {
+export function gatewayUrlOf(r: RegionConfig, running?: RunningGatewayRegion): string {
   if (r.gateway.url !== undefined) return r.gateway.url;
   if (running?.gatewayUrl !== undefined) return running.gatewayUrl;
   const { host, port } = splitHostPort(r.gateway.listen);
@@ -77,11 +88,7 @@ export function gatewayUrlOf(r: RegionConfig, running?: RunningRegion): string {
 }
 
 function brokerOptionsOf(r: RegionConfig): Partial<BrokerOptions> {
-  if (r.broker.type !== "embedded") {
-    throw new SystemError(
-      `region ${r.name}: a nats-server-backed broker (type: nats) needs the leafnode adapter, which this build does not have yet`,
-    );
-  }
+  if (r.broker.type !== "embedded") throw new SystemError(`region ${r.name}: not an embedded broker`);
   const { host, port } = splitHostPort(r.broker.listen);
   const o: { -readonly [K in keyof BrokerOptions]?: BrokerOptions[K] } = { host, port, serverName: r.name };
   const a = r.broker.auth;
@@ -107,6 +114,13 @@ function tokenFor(loaded: LoadedConfig, region: string, peer: string): string | 
       (l.between[1] === region && l.between[0] === peer),
   );
   return i < 0 ? undefined : loaded.linkTokens[i];
+}
+
+/** The configured link between two regions, either way round. */
+function linkBetween(loaded: LoadedConfig, a: string, b: string): LinkConfig | undefined {
+  return loaded.config.links.find(
+    (l) => (l.between[0] === a && l.between[1] === b) || (l.between[1] === a && l.between[0] === b),
+  );
 }
 
 /**
@@ -174,42 +188,64 @@ export async function startSystem(
     );
   }
   const regions = new Map<string, RunningRegion>();
+  const leafnodeRegions = new Map<string, RunningLeafnodeRegion>();
+  const all = new Map<string, RunningGatewayRegion>();
   const observers = new Map<string, RegionObserver>();
   let current = loaded;
   let chaos: ChaosLinks | undefined;
   const dial = async (from: string, link: LinkConfig, token: string) => {
     const peerName = link.between[1];
     const peerCfg = current.config.regions.find((x) => x.name === peerName)!;
-    const direct = gatewayUrlOf(peerCfg, regions.get(peerName));
+    const direct = gatewayUrlOf(peerCfg, all.get(peerName));
     const url = chaos === undefined ? direct : await chaos.route(from, peerName, direct);
     const peer: GatewayPeer = { url, region: peerName, token };
-    regions.get(from)!.gateway.dial(peer);
+    all.get(from)!.gateway.dial(peer);
   };
   try {
     for (const r of selected) {
       const { host, port } = splitHostPort(r.gateway.listen);
-      const running = await startRegion({
-        name: r.name,
-        broker: brokerOptionsOf(r),
-        gateway: {
-          // Looked up in the config in force, so a reload's new tokens apply to the next handshake.
-          token: (peer) => tokenFor(current, r.name, peer),
-          listen: { host, port },
-          filters: filtersFor(loaded, r.name),
-          // Also looked up in the config in force: a reload's new bounds apply to what is parked.
-          outboxLimits: (dest) => outboxLimitsFor(current, r.name, dest),
-          heartbeatMs: cfg.chaos.enabled ? cfg.chaos.heartbeat : undefined,
-        },
-        logger,
-      });
+      const gateway = {
+        // Looked up in the config in force, so a reload's new tokens apply to the next handshake.
+        token: (peer: string) => tokenFor(current, r.name, peer),
+        listen: { host, port },
+        filters: filtersFor(loaded, r.name),
+        // Also looked up in the config in force: a reload's new bounds apply to what is parked.
+        outboxLimits: (dest: string) => outboxLimitsFor(current, r.name, dest),
+        compression: (peer: string) => linkBetween(current, r.name, peer)?.compression,
+        heartbeatMs: cfg.chaos.enabled ? cfg.chaos.heartbeat : undefined,
+      };
+      if (r.broker.type === "nats") {
+        const b = r.broker;
+        const leaf = await startLeafnodeRegion({
+          name: r.name,
+          leafnode: {
+            urls: b.urls,
+            ...(b.user !== undefined ? { user: b.user } : {}),
+            ...(b.password !== undefined ? { password: b.password } : {}),
+          },
+          gateway,
+          logger,
+        });
+        leafnodeRegions.set(r.name, leaf);
+        all.set(r.name, leaf);
+        // The monitor reads the embedded broker's tables, which a nats-server cluster does not have.
+        if (r.monitor !== undefined)
+          logger.warn(
+            { region: r.name },
+            "monitor.listen is not served for a nats-server-backed region in this build: use the cluster's own monitoring",
+          );
+        continue;
+      }
+      const running = await startRegion({ name: r.name, broker: brokerOptionsOf(r), gateway, logger });
       regions.set(r.name, running);
+      all.set(r.name, running);
       observers.set(
         r.name,
         await startObserver({
           region: running,
           logger,
           ...configView(() => current, r.name),
-          originSeq: (origin) => regions.get(origin)?.gateway.appliedSeq(origin),
+          originSeq: (origin) => all.get(origin)?.gateway.appliedSeq(origin),
           // The other regions of this process: the dashboard shows their counters and links directly.
           sibling: (name) => (name === r.name ? undefined : observers.get(name)?.context),
           monitor: r.monitor === undefined ? undefined : splitHostPort(r.monitor.listen),
@@ -224,12 +260,14 @@ export async function startSystem(
     }
   } catch (err) {
     await Promise.all([...observers.values()].map((o) => o.close()));
-    await Promise.all([...regions.values()].map((r) => r.close()));
+    await Promise.all([...all.values()].map((r) => r.close()));
     await chaos?.close();
     throw err;
   }
   return {
     regions,
+    leafnodeRegions,
+    allRegions: all,
     chaos,
     get current() {
       return current;
@@ -244,10 +282,10 @@ export async function startSystem(
         if (!oldNames.includes(n) && (only === undefined || only === n))
           needsRestart.push(`region ${n} added`);
       for (const n of oldNames)
-        if (!newNames.includes(n) && regions.has(n)) needsRestart.push(`region ${n} removed`);
+        if (!newNames.includes(n) && all.has(n)) needsRestart.push(`region ${n} removed`);
       for (const r of next.config.regions) {
         const old = current.config.regions.find((x) => x.name === r.name);
-        if (old !== undefined && regions.has(r.name) && JSON.stringify(old) !== JSON.stringify(r)) {
+        if (old !== undefined && all.has(r.name) && JSON.stringify(old) !== JSON.stringify(r)) {
           needsRestart.push(`region ${r.name} settings changed`);
         }
       }
@@ -273,17 +311,18 @@ export async function startSystem(
       // Drop first (both ends that run here), then switch config, then dial: a re-added link uses the new token.
       for (const k of removed) {
         const [a, b] = before.get(k)!.link.between;
-        await Promise.all([regions.get(a)?.gateway.dropLink(b), regions.get(b)?.gateway.dropLink(a)]);
-        if (regions.has(a)) await chaos?.unroute(a, b);
+        await Promise.all([all.get(a)?.gateway.dropLink(b), all.get(b)?.gateway.dropLink(a)]);
+        if (all.has(a)) await chaos?.unroute(a, b);
       }
       current = next;
-      for (const [name, running] of regions) {
+      for (const [name, running] of all) {
         running.gateway.setFilters(filtersFor(next, name));
         running.gateway.refreshOutboxLimits();
+        running.gateway.refreshCompression();
       }
       for (const k of added) {
         const v = after.get(k)!;
-        if (regions.has(v.link.between[0]) && newNames.includes(v.link.between[1]))
+        if (all.has(v.link.between[0]) && newNames.includes(v.link.between[1]))
           await dial(v.link.between[0], v.link, v.token);
       }
       logger.level = next.config.logging.level;
@@ -298,7 +337,7 @@ export async function startSystem(
     },
     async close() {
       await Promise.all([...observers.values()].map((o) => o.close()));
-      await Promise.all([...regions.values()].map((r) => r.close()));
+      await Promise.all([...all.values()].map((r) => r.close()));
       await chaos?.close();
     },
   };

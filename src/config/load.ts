@@ -46,7 +46,7 @@ const KNOWN_KEYS: readonly [string, readonly string[]][] = [
   ["regions.*.broker.auth.users.*", ["user", "password"]],
   ["regions.*.gateway", ["listen", "url"]],
   ["regions.*.monitor", ["listen"]],
-  ["links.*", ["between", "token", "token_file", "export", "import", "outbox"]],
+  ["links.*", ["between", "token", "token_file", "export", "import", "outbox", "compression"]],
   ["links.*.outbox", ["max_bytes", "max_messages", "max_age", "drop"]],
 ];
 

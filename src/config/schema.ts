@@ -127,6 +127,8 @@ export const link = z
         drop: z.enum(["oldest", "newest"]).optional(),
       })
       .optional(),
+    /** Batch compression of the frames each end sends (towards a peer that accepts it); default off. */
+    compression: z.enum(["off", "on", "auto"]).default("off"),
   })
   .refine((l) => (l.token === undefined) !== (l.token_file === undefined), {
     message: "a link needs exactly one of token or token_file",

@@ -23,6 +23,7 @@ import {
   type InterestAction,
   type LinkOp,
 } from "./codec.js";
+import type { CompressionMode } from "./compression.js";
 import { Deduper } from "./dedupe.js";
 import { type Destination, Forwarder, HELD_HOP, parseRoutedReply, routedReply } from "./forwarder.js";
 import { InFlight } from "./in-flight.js";
@@ -71,6 +72,8 @@ export interface GatewayOptions {
    * measure what they cost (bench) or to talk to a peer that must not be sent ACK ops.
    */
   readonly acks?: boolean;
+  /** Per peer region: compression of the frames sent on the link to it; default off. */
+  readonly compression?: (peer: string) => CompressionMode | undefined;
   /** How often this region re-advertises its links with fresh RTTs (ms); default 10000. */
   readonly advertiseMs?: number;
   /** Per peer region: what the link may carry each way (export/import filters); none = everything. */
@@ -145,6 +148,13 @@ export interface LinkView extends Readonly<LinkCounters> {
   readonly unacked: { readonly messages: number; readonly bytes: number };
   /** Whether the current link uses ACKs (both sides announced `ack`); false without a link. */
   readonly acks: boolean;
+  /** Compression of what the current link sends: mode, frames compressed, bytes before and after. */
+  readonly compression: {
+    readonly mode: CompressionMode;
+    readonly frames: number;
+    readonly bytesIn: number;
+    readonly bytesOut: number;
+  };
   /**
    * Since when (ms since the epoch) the link has been waiting for interest: the handshake while it is
    * `syncing` (the peer's snapshot not yet in), else the oldest unanswered RESYNC_REQUEST sent on it.
@@ -368,6 +378,7 @@ export class Gateway implements LocalPublishHandler {
   private readonly dialers = new Map<LinkDialer, GatewayPeer>();
   private readonly log: Logger;
   private unsubscribeInterest: (() => void) | undefined;
+  private unwatchRemote: (() => void) | undefined;
   private timers: NodeJS.Timeout[] = [];
   private readonly resyncAsked = new Map<string, number>();
   /** Routed reply subjects of requests carried here: replies to them pass link filters. */
@@ -430,6 +441,7 @@ export class Gateway implements LocalPublishHandler {
   async start(): Promise<void> {
     this.unsubscribeInterest = this.port.onInterest((c) => this.onLocalInterest(c));
     this.port.setPublishHandler(this);
+    this.unwatchRemote = this.port.watchRemoteInterest?.(this.remote.union);
     const o = this.options;
     if (o.listen !== undefined) {
       this.listener = new LinkListener({
@@ -506,6 +518,7 @@ export class Gateway implements LocalPublishHandler {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.unsubscribeInterest?.();
+    this.unwatchRemote?.();
     this.port.setPublishHandler(undefined);
     await Promise.all([...this.dialers.keys()].map((d) => d.stop()));
     for (const s of this.sessions.values()) s.link.close(1001, "gateway shutting down");
@@ -562,6 +575,10 @@ export class Gateway implements LocalPublishHandler {
       },
       unacked: { messages: s?.inFlight.unackedOps ?? 0, bytes: s?.inFlight.bytes ?? 0 },
       acks: s?.reliable ?? false,
+      compression:
+        s === undefined
+          ? { mode: this.options.compression?.(peer) ?? "off", frames: 0, bytesIn: 0, bytesOut: 0 }
+          : { ...s.link.compression },
       interestAwaitedSince: s === undefined ? undefined : awaitedSince(s),
       dialAttempts: dialer?.attempts ?? 0,
       lastLoss: this.lastLoss.get(peer),
@@ -621,6 +638,7 @@ export class Gateway implements LocalPublishHandler {
       existing.link.close(4002, `duplicate region ${peer}: replaced by the link ${keepDialedBy} dialed`);
       this.sessions.delete(peer);
     }
+    link.setCompression(this.options.compression?.(peer) ?? "off");
     const session = new Session(
       peer,
       link,
@@ -686,6 +704,12 @@ export class Gateway implements LocalPublishHandler {
     past.established++;
     this.pastLinks.set(s.peer, past);
     this.lastLoss.set(s.peer, { state, cause: cause ?? "unknown", at: Date.now() });
+  }
+
+  /** Compression settings changed (config reload): apply them to the links up now. */
+  refreshCompression(): void {
+    for (const s of this.sessions.values())
+      s.link.setCompression(this.options.compression?.(s.peer) ?? "off");
   }
 
   /** Outbox limits changed (config reload): apply them to every outbox and link send queue. */

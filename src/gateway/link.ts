@@ -19,6 +19,13 @@ import WebSocket, { type RawData, WebSocketServer } from "ws";
 import { BridgeheadError } from "../util/errors.js";
 import type { Logger } from "../util/logger.js";
 import { Backoff, type BackoffOptions } from "./backoff.js";
+import {
+  CompressionError,
+  type CompressionMode,
+  compressFrame,
+  inflateFrame,
+  isCompressed,
+} from "./compression.js";
 
 /** The one HTTP path links are served on. */
 export const LINK_PATH = "/bridgehead/v1";
@@ -245,9 +252,10 @@ export function checkHello(text: string, want: HelloExpectation): HelloVerdict {
 
 /**
  * Features this side announces. `ack`: it sends ACK ops for the MSG ops it receives, so the sender may keep
- * unacknowledged frames for replay (docs/link-protocol.md §3, §7).
+ * unacknowledged frames for replay (docs/link-protocol.md §3, §7). `deflate`: it accepts frames whose ops
+ * are compressed (header flag bit 0); a side compresses only towards a peer that announced it.
  */
-export const FEATURES: string[] = ["ack"];
+export const FEATURES: string[] = ["ack", "deflate"];
 
 function helloText(region: string, token: string, features: readonly string[]): string {
   const hello: Hello = {
@@ -310,7 +318,22 @@ export interface LinkInit {
   tuning: Tuning;
   /** What this side announces in its hello; default FEATURES. */
   features?: readonly string[] | undefined;
+  /** Whether frames sent are compressed (towards a peer that accepts `deflate`); default off. */
+  compression?: CompressionMode | undefined;
 }
+
+/** Compression on a link's sending side: frames compressed and bytes before and after. */
+export interface CompressionStats {
+  mode: CompressionMode;
+  frames: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** `auto` compresses while this much waits in the socket (the link is the bottleneck)... */
+const AUTO_BUFFERED_BYTES = 64 * 1024;
+/** ...or while the round trip is this long (a WAN path, where bandwidth is scarce): microseconds. */
+const AUTO_RTT_MICROS = 10_000;
 
 /** One established or establishing link to one peer region. */
 export class Link {
@@ -326,6 +349,8 @@ export class Link {
   private readonly isLinked: ((region: string) => boolean) | undefined;
   private readonly tuning: Tuning;
   private readonly features: readonly string[];
+  /** Compression of what this side sends (the peer's `deflate` feature decides if it may). */
+  readonly compression: CompressionStats;
   private readonly baseLogger: Logger;
   private log: Logger;
 
@@ -366,6 +391,7 @@ export class Link {
     this.remote = init.remote;
     this.tuning = init.tuning;
     this.features = init.features ?? FEATURES;
+    this.compression = { mode: init.compression ?? "off", frames: 0, bytesIn: 0, bytesOut: 0 };
     this.baseLogger = init.logger;
     this.log = init.logger.child({
       region: this.localRegion,
@@ -450,10 +476,17 @@ export class Link {
       return false;
     }
     try {
+      const out = this.compressing() ? compressFrame(frame) : frame;
+      if (out !== frame) {
+        const c = this.compression;
+        c.frames++;
+        c.bytesIn += frame.length;
+        c.bytesOut += out.length;
+      }
       // The callback runs once the write completes (or fails when the socket ends): what is between is
       // the link's real send queue, which the monitor reports as its outbox depth.
       this._pendingFrames++;
-      this.ws.send(frame, { binary: true }, () => {
+      this.ws.send(out, { binary: true }, () => {
         this._pendingFrames--;
       });
       return true;
@@ -461,6 +494,19 @@ export class Link {
       this._pendingFrames = Math.max(0, this._pendingFrames - 1);
       return false;
     }
+  }
+
+  /** Set how this side compresses what it sends from now on (per link configuration, reload). */
+  setCompression(mode: CompressionMode): void {
+    this.compression.mode = mode;
+  }
+
+  /** Whether the next frame sent is compressed: the peer accepts it and the mode (or, for auto, the path) asks for it. */
+  private compressing(): boolean {
+    const mode = this.compression.mode;
+    if (mode === "off" || !this._peerFeatures.includes("deflate")) return false;
+    if (mode === "on") return true;
+    return this.ws.bufferedAmount > AUTO_BUFFERED_BYTES || (this._rttMicros ?? 0) > AUTO_RTT_MICROS;
   }
 
   /** The gateway's initial sync is done: `syncing` → `up`. Does nothing in any other state. */
@@ -539,7 +585,21 @@ export class Link {
       });
       return;
     }
-    const failure = this.frameListeners.emit(toBuffer(data));
+    let frame = toBuffer(data);
+    if (isCompressed(frame)) {
+      try {
+        frame = inflateFrame(frame, this.tuning.maxPayload);
+      } catch (err) {
+        if (!(err instanceof CompressionError)) throw err;
+        this.end("down", {
+          code: LinkCloseCode.PROTOCOL_ERROR,
+          reason: `bad frame: ${err.message}`,
+          by: "local",
+        });
+        return;
+      }
+    }
+    const failure = this.frameListeners.emit(frame);
     if (failure !== undefined) {
       // A frame handler that throws has left the gateway's view of this peer unknown: start over.
       this.log.error({ err: failure }, "link frame handler threw");
@@ -722,6 +782,8 @@ export interface LinkListenerOptions extends LinkTuning {
   logger: Logger;
   /** What links announce in their hello; default FEATURES. */
   features?: readonly string[] | undefined;
+  /** Compression of what accepted links send; default off. */
+  compression?: CompressionMode | undefined;
 }
 
 /** Accepts links: an HTTP server whose path /bridgehead/v1 upgrades to WebSocket. */
@@ -813,6 +875,7 @@ export class LinkListener {
         remote: `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? "?"}`,
         tuning: this.tuning,
         features: this.opts.features,
+        compression: this.opts.compression,
       });
       this.links.add(link);
       void link.finished.then(() => this.links.delete(link));
@@ -865,6 +928,8 @@ export interface LinkDialerOptions extends LinkTuning {
   backoff?: Backoff | BackoffOptions;
   /** What links announce in their hello; default FEATURES. */
   features?: readonly string[] | undefined;
+  /** Compression of what the dialed link sends; default off. */
+  compression?: CompressionMode | undefined;
 }
 
 /** The URL of the link endpoint of a listener at host:port. */
@@ -1002,6 +1067,7 @@ export class LinkDialer {
       remote: this.logUrl,
       tuning: this.tuning,
       features: this.opts.features,
+      compression: this.opts.compression,
     });
     this.link = link;
     link.onState((state, cause) => this.onLinkState(link, state, cause));

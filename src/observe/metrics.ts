@@ -235,6 +235,18 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
     () => views().map(({ peer, v }) => [{ peer }, (v?.queued.bytes ?? 0) + (v?.bufferedBytes ?? 0)] as const),
   );
   gauge(
+    "bridgehead_link_compression_input_bytes",
+    "Bytes of the frames the current link compressed, before compression (with bridgehead_link_compression_output_bytes: the ratio).",
+    ["peer"],
+    () => views().map(({ peer, v }) => [{ peer }, v?.compression.bytesIn ?? 0] as const),
+  );
+  gauge(
+    "bridgehead_link_compression_output_bytes",
+    "Bytes of those frames after compression, as sent.",
+    ["peer"],
+    () => views().map(({ peer, v }) => [{ peer }, v?.compression.bytesOut ?? 0] as const),
+  );
+  gauge(
     "bridgehead_link_unacked_bytes",
     "Bytes written to the link that the peer has not acknowledged yet (kept for replay if the link is lost).",
     ["peer"],

@@ -64,6 +64,12 @@ export function linkz(ctx: RegionContext): Record<string, unknown> {
         max_bytes: ctx.outboxMaxBytes(name, peer),
       },
       acks: v?.acks ?? false,
+      compression: {
+        mode: v?.compression.mode ?? "off",
+        frames: v?.compression.frames ?? 0,
+        bytes_in: v?.compression.bytesIn ?? 0,
+        bytes_out: v?.compression.bytesOut ?? 0,
+      },
       unacked: { messages: v?.unacked.messages ?? 0, bytes: v?.unacked.bytes ?? 0 },
       dropped: { filtered: v?.msgsFiltered ?? 0, unroutable: v?.msgsUnroutable ?? 0 },
       interest: {

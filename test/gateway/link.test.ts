@@ -364,8 +364,18 @@ describe("Link over WebSocket", () => {
     expect(d.dialer.state).toBe("up");
     expect(listenerStates).toEqual(["syncing", "up"]);
 
-    const toListener = [Buffer.from([1, 0, 3]), Buffer.alloc(0), randomBytes(1024 * 1024), Buffer.from("x")];
-    const toDialer = [randomBytes(1024 * 1024), Buffer.from([0xff, 0x00, 0xfe])];
+    // Random bodies behind a header without flags: flag bit 0 would mark a compressed frame (feature deflate).
+    const unflagged = (b: Buffer) => {
+      b[1] = 0;
+      return b;
+    };
+    const toListener = [
+      Buffer.from([1, 0, 3]),
+      Buffer.alloc(0),
+      unflagged(randomBytes(1024 * 1024)),
+      Buffer.from("x"),
+    ];
+    const toDialer = [unflagged(randomBytes(1024 * 1024)), Buffer.from([0xff, 0x00, 0xfe])];
     for (const f of toListener) expect(dl.send(f)).toBe(true);
     for (const f of toDialer) expect(ll.send(f)).toBe(true);
     expect(dl.bufferedAmount).toBeGreaterThanOrEqual(0);
@@ -504,7 +514,7 @@ describe("Link over WebSocket", () => {
       protocol: 1,
       region: "eu-west",
       token: TOKEN,
-      features: ["ack"],
+      features: ["ack", "deflate"],
     });
   });
 

@@ -44,6 +44,8 @@ const EXPECTED: Record<string, { type: string; labels: readonly string[] }> = {
   bridgehead_link_outbox_bytes: { type: "gauge", labels: ["peer"] },
   bridgehead_link_outbox_messages: { type: "gauge", labels: ["peer"] },
   bridgehead_link_unacked_bytes: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_compression_input_bytes: { type: "gauge", labels: ["peer"] },
+  bridgehead_link_compression_output_bytes: { type: "gauge", labels: ["peer"] },
   bridgehead_outbox_messages: { type: "gauge", labels: ["destination"] },
   bridgehead_outbox_bytes: { type: "gauge", labels: ["destination"] },
   bridgehead_outbox_oldest_age_seconds: { type: "gauge", labels: ["destination"] },

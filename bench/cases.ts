@@ -6,7 +6,7 @@
  * cross-region.ts.
  */
 import type { ServerKind } from "../test/helpers/servers.js";
-import { crossRegionPubSubCase, crossRegionRequestReplyCase } from "./cross-region.js";
+import { crossRegionPubSubCase, crossRegionRequestReplyCase, crossRegionWanCase } from "./cross-region.js";
 import { processCpuMs, type RunScope } from "./harness.js";
 import {
   HOST,
@@ -326,5 +326,13 @@ export function allCases(): BenchCase[] {
       count: quick ? 1000 : 5000,
       timeLimitMs: quick ? 5000 : 10_000,
     })),
+    // WAN: a 10 MB/s link, then the same at +50 and +150 ms RTT (issue 9's target: >= 1.5x nats-server).
+    // ~15 MB of JSON per run: a couple of seconds at the cap, less where compression pays.
+    ...[0, 50, 150].map((rttMs) =>
+      crossRegionWanCase({ rateKBps: 10_000, rttMs }, (quick) => ({
+        count: quick ? 10_000 : 60_000,
+        timeLimitMs: quick ? 5000 : 15_000,
+      })),
+    ),
   ];
 }

@@ -13,6 +13,9 @@
  * A every 50 ms until one arrives through its subscription in B before the measured traffic starts.
  */
 import { createServer } from "node:net";
+import { pino } from "pino";
+import { type Proxy as ToxiProxy, Toxiproxy } from "toxiproxy-node-client";
+import { startToxiproxyServer } from "../src/chaos/proxy/index.js";
 import type { ServerKind } from "../test/helpers/servers.js";
 import type { BenchCase, BenchContext, LatencyCounts, ThroughputCounts } from "./cases.js";
 import type { WorkerHandle } from "./harness.js";
@@ -46,6 +49,53 @@ interface RegionPair {
   /** Time from starting the processes to both directions of the link being up. */
   readonly linkMs: number;
   readonly details: Record<string, unknown>;
+}
+
+/**
+ * A WAN-like link between the regions: every byte between them goes through the embedded fault proxy
+ * (the same for both systems), capped at `rateKBps` each way, with `rttMs` of added round-trip time
+ * (half each way).
+ */
+export interface WanLink {
+  readonly rateKBps: number;
+  readonly rttMs: number;
+}
+
+/** A proxy named `name` in front of `upstreamPort`, in an in-process Toxiproxy the run scope stops. */
+async function wanProxy(
+  ctx: BenchContext,
+  name: string,
+  upstreamPort: number,
+): Promise<{ proxy: ToxiProxy; port: number }> {
+  const api = await startToxiproxyServer({ host: HOST, port: 0, logger: pino({ level: "silent" }) });
+  ctx.scope.defer(() => api.close());
+  const proxy = await new Toxiproxy(api.url).createProxy({
+    name,
+    listen: `${HOST}:0`,
+    upstream: `${HOST}:${upstreamPort}`,
+  });
+  return { proxy, port: Number(proxy.listen.slice(proxy.listen.lastIndexOf(":") + 1)) };
+}
+
+/** Cap and delay both directions of `proxy` (after the link is up, so setup is not slowed). */
+async function shape(proxy: ToxiProxy, wan: WanLink): Promise<void> {
+  for (const stream of ["upstream", "downstream"] as const) {
+    await proxy.addToxic({
+      name: `cap-${stream}`,
+      type: "bandwidth",
+      stream,
+      toxicity: 1,
+      attributes: { rate: wan.rateKBps },
+    });
+    if (wan.rttMs > 0)
+      await proxy.addToxic({
+        name: `rtt-${stream}`,
+        type: "latency",
+        stream,
+        toxicity: 1,
+        attributes: { latency: Math.round(wan.rttMs / 2), jitter: 0 },
+      });
+  }
 }
 
 /** Free loopback ports: all listened on at once (so they differ), then released. */
@@ -85,6 +135,8 @@ function natsGatewayConfig(
   httpPort: number,
   gwPorts: { A: number; B: number },
   throughput: boolean,
+  /** A dials B's gateway at this port (a proxy in front of it) instead of B's own. */
+  bViaPort?: number,
 ): string {
   return [
     `server_name: bench-${name}`,
@@ -95,7 +147,7 @@ function natsGatewayConfig(
     `  listen: ${HOST}:${gwPorts[name]}`,
     "  gateways: [",
     `    { name: A, url: "nats://${HOST}:${gwPorts.A}" }`,
-    `    { name: B, url: "nats://${HOST}:${gwPorts.B}" }`,
+    `    { name: B, url: "nats://${HOST}:${name === "A" && bViaPort !== undefined ? bViaPort : gwPorts.B}" }`,
     "  ]",
     "}",
   ].join("\n");
@@ -121,12 +173,14 @@ async function natsGatewayLinked(httpPort: number, other: string, last: { text: 
   }
 }
 
-async function startNatsPair(ctx: BenchContext, throughput: boolean): Promise<RegionPair> {
+async function startNatsPair(ctx: BenchContext, throughput: boolean, wan?: WanLink): Promise<RegionPair> {
   const [gwA, gwB, httpA, httpB] = (await freePorts(4)) as [number, number, number, number];
   const gw = { A: gwA, B: gwB };
+  // A → B traffic travels on A's outbound gateway connection: that one goes through the proxy.
+  const via = wan === undefined ? undefined : await wanProxy(ctx, "A->B", gwB);
   const t0 = Date.now();
   const [a, b] = await Promise.all([
-    ctx.scope.startServer("nats-server", natsGatewayConfig("A", httpA, gw, throughput)),
+    ctx.scope.startServer("nats-server", natsGatewayConfig("A", httpA, gw, throughput, via?.port)),
     ctx.scope.startServer("nats-server", natsGatewayConfig("B", httpB, gw, throughput)),
   ]);
   const lastA = { text: "" };
@@ -138,6 +192,7 @@ async function startNatsPair(ctx: BenchContext, throughput: boolean): Promise<Re
   );
   const linkMs = Date.now() - t0;
   ctx.progress(`gateways A⇄B connected after ${linkMs} ms`);
+  if (via !== undefined && wan !== undefined) await shape(via.proxy, wan);
   return {
     portA: a.port,
     portB: b.port,
@@ -163,6 +218,7 @@ async function startBridgeheadPair(
   throughput: boolean,
   hardTimeoutMs: number,
   acks: boolean,
+  wan?: WanLink,
 ): Promise<RegionPair> {
   const t0 = Date.now();
   const fork = (name: "A" | "B") =>
@@ -177,6 +233,8 @@ async function startBridgeheadPair(
         writeDeadlineMs: 10_000,
         hardTimeoutMs,
         acks,
+        // On a WAN link both regions compress when it pays (a backed-up or far link).
+        compression: wan === undefined ? "off" : "auto",
       },
       ctx.cpuProfileDir
         ? {
@@ -193,7 +251,12 @@ async function startBridgeheadPair(
   const b = fork("B");
   const [ra, rb] = await Promise.all([a.waitFor("ready", 10_000), b.waitFor("ready", 10_000)]);
   if (!ra.clientUrl || !ra.gatewayUrl || !rb.clientUrl) throw new Error("region worker sent no URLs");
-  b.send({ type: "dial", url: ra.gatewayUrl, region: "A" });
+  // B dials A: on a WAN link through the proxy, so A → B traffic is its downstream.
+  const via =
+    wan === undefined ? undefined : await wanProxy(ctx, "B->A", Number(new URL(ra.gatewayUrl).port));
+  const dialUrl =
+    via === undefined ? ra.gatewayUrl : `ws://${HOST}:${via.port}${new URL(ra.gatewayUrl).pathname}`;
+  b.send({ type: "dial", url: dialUrl, region: "A" });
   let states = "";
   await until(
     async () => {
@@ -206,6 +269,7 @@ async function startBridgeheadPair(
   );
   const linkMs = Date.now() - t0;
   ctx.progress(`link A⇄B up after ${linkMs} ms`);
+  if (via !== undefined && wan !== undefined) await shape(via.proxy, wan);
   return {
     portA: Number(new URL(ra.clientUrl).port),
     portB: Number(new URL(rb.clientUrl).port),
@@ -225,10 +289,11 @@ function startPair(
   throughput: boolean,
   hardTimeoutMs: number,
   acks = true,
+  wan?: WanLink,
 ): Promise<RegionPair> {
   return target === "nats-server"
-    ? startNatsPair(ctx, throughput)
-    : startBridgeheadPair(ctx, caseName, throughput, hardTimeoutMs, acks);
+    ? startNatsPair(ctx, throughput, wan)
+    : startBridgeheadPair(ctx, caseName, throughput, hardTimeoutMs, acks, wan);
 }
 
 function probeFrom(portA: number): ProbeConfig {
@@ -311,6 +376,46 @@ export function crossRegionRequestReplyCase(
         probe: probeFrom(pair.portA),
         readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
         extraDetails: { linkMs: pair.linkMs, ...pair.details },
+      });
+    },
+  };
+}
+
+/**
+ * Publisher on A, subscriber on B, distinct 256-byte JSON documents, every byte between the regions through
+ * the fault proxy capped at `wan.rateKBps` each way with `wan.rttMs` added: what a WAN link lets through.
+ * nats-server's A→B gateway connection and bridgehead's link (compression `auto`) cross the same proxy.
+ */
+export function crossRegionWanCase(wan: WanLink, counts: (quick: boolean) => ThroughputCounts): BenchCase {
+  const payloadSize = 256;
+  const rate = `${wan.rateKBps / 1000} MB/s`;
+  const name = `cross-region JSON ${sizeLabel(payloadSize)}, ${rate} link${wan.rttMs > 0 ? ` +${wan.rttMs} ms RTT` : ""}`;
+  return {
+    name,
+    description: `Like cross-region, with distinct ${payloadSize}-byte JSON order documents and the link between the regions through the fault proxy: capped at ${rate} each way${wan.rttMs > 0 ? `, ${wan.rttMs} ms added to the round trip` : ""}. nats-server's gateway connection A→B goes through the same proxy; bridgehead's link compresses batches (auto).`,
+    group: "throughput",
+    metrics: THROUGHPUT_METRICS,
+    chartMetric: "delivered",
+    async run(target, ctx) {
+      if (!target) throw new Error("needs a server");
+      const { count, timeLimitMs: caseLimit } = counts(ctx.quick);
+      const timeLimitMs = runLimitMs(ctx, caseLimit);
+      const drainMs = ctx.quick ? 10_000 : 20_000;
+      const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + drainMs + 20_000;
+      const pair = await startPair(target, ctx, name, true, hardTimeoutMs, true, wan);
+      return measurePubSub(ctx, {
+        payloadSize,
+        payloadKind: "json",
+        count,
+        timeLimitMs,
+        drainMs,
+        hardTimeoutMs,
+        subPort: pair.portB,
+        pubPort: pair.portA,
+        servers: pair.servers,
+        probe: probeFrom(pair.portA),
+        readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
+        extraDetails: { linkMs: pair.linkMs, wan, ...pair.details },
       });
     },
   };

@@ -151,10 +151,18 @@ export class RunScope {
     return s;
   }
 
+  private readonly deferred: (() => Promise<unknown>)[] = [];
+
+  /** Run `fn` when the scope closes (after workers and servers): e.g. an in-process fault proxy. */
+  defer(fn: () => Promise<unknown>): void {
+    this.deferred.push(fn);
+  }
+
   async close(): Promise<void> {
     for (const w of this.workers) w.send({ type: "stop" });
     await Promise.all(this.workers.map((w) => w.stop(w.stopGraceMs)));
     await Promise.all(this.servers.map((s) => s.stop().catch(() => s.process.kill("SIGKILL"))));
+    for (const fn of this.deferred.splice(0).reverse()) await fn().catch(() => {});
   }
 }
 

@@ -93,6 +93,8 @@ export interface PubSubSetup {
   /** Setup time for the subscriber's `ready` (probing included). */
   readonly readyTimeoutMs?: number;
   readonly extraDetails?: Record<string, unknown>;
+  /** `json`: distinct JSON documents (compressible like real traffic) instead of identical payloads. */
+  readonly payloadKind?: "fixed" | "json";
 }
 
 /**
@@ -110,6 +112,7 @@ export async function measurePubSub(ctx: BenchContext, o: PubSubSetup): Promise<
     drainLimitMs: o.drainMs,
     hardTimeoutMs: o.hardTimeoutMs,
     ...(o.probe ? { probe: o.probe } : {}),
+    varyingPayloads: o.payloadKind === "json",
   });
   const ready = await sub.waitFor("ready", o.readyTimeoutMs ?? 10_000);
   const probe: ProbeStats | undefined = ready.probe;
@@ -123,6 +126,7 @@ export async function measurePubSub(ctx: BenchContext, o: PubSubSetup): Promise<
     count: o.count,
     timeLimitMs: o.timeLimitMs,
     hardTimeoutMs: o.hardTimeoutMs,
+    payloadKind: o.payloadKind ?? "fixed",
   });
   await pub.waitFor("ready", 10_000);
   ctx.progress(`publishing ${o.count.toLocaleString("en-US")} × ${size} (limit ${o.timeLimitMs / 1000} s)`);

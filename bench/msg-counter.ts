@@ -33,7 +33,14 @@ export class MsgCounter {
   /** Frames compared byte for byte with {@link reference}. */
   framesCompared = 0;
 
-  constructor(private readonly h: CounterHandlers) {}
+  /**
+   * `varyingPayloads`: payloads differ from message to message (only their length is fixed), so only the
+   * MSG header line of each compared frame must match the first one.
+   */
+  constructor(
+    private readonly h: CounterHandlers,
+    private readonly varyingPayloads = false,
+  ) {}
 
   /**
    * Forget everything counted and learned (frame length, reference frame): for a subscriber that first
@@ -68,8 +75,12 @@ export class MsgCounter {
           }
           if (!compared) {
             compared = true;
-            if (this.reference === undefined) this.reference = Buffer.from(chunk.subarray(i, end));
-            else if (chunk.compare(this.reference, 0, frameLen, i, end) !== 0) {
+            if (this.reference === undefined) {
+              const upTo = this.varyingPayloads ? chunk.indexOf(0x0a, i) + 1 : end;
+              this.reference = Buffer.from(chunk.subarray(i, upTo));
+            } else if (
+              chunk.compare(this.reference, 0, this.reference.length, i, i + this.reference.length) !== 0
+            ) {
               throw new Error(
                 `MSG frame differs from the first one: ${JSON.stringify(chunk.toString("latin1", i, Math.min(end, i + 80)))}`,
               );

@@ -176,6 +176,51 @@ export function makePayload(size: number): Buffer {
   return b;
 }
 
+/**
+ * `n` distinct JSON order documents, each exactly `size` bytes (padded with spaces), with the variety of
+ * real traffic: ids, customers, SKUs, prices and timestamps change from message to message, so a
+ * compressor sees repetition only where real JSON has it (keys, structure), not whole repeated messages.
+ * Deterministic (a fixed LCG), so every run and both servers get the same bytes.
+ */
+export function jsonPayloads(size: number, n: number): Buffer[] {
+  let x = 0x2545f491;
+  const rnd = (m: number) => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return x % m;
+  };
+  const pad = (v: number, w: number) => String(v).padStart(w, "0");
+  const statuses = ["created", "paid", "packed", "shipped", "delivered"];
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const doc = JSON.stringify({
+      orderId: `ord-${pad(100000 + i, 8)}`,
+      customer: `cust-${pad(rnd(50000), 5)}`,
+      region: ["us-east", "eu-west", "ap-south"][rnd(3)],
+      items: [
+        {
+          sku: `SKU-${pad(rnd(99999), 5)}`,
+          qty: 1 + rnd(9),
+          price: `${pad(rnd(999), 3)}.${pad(rnd(100), 2)}`,
+        },
+      ],
+      status: statuses[rnd(statuses.length)],
+      ts: new Date(Date.UTC(2026, 10, 23, 0, 0, 0, rnd(86_400_000))).toISOString(),
+    });
+    if (doc.length > size) throw new Error(`JSON payload needs ${doc.length} bytes, more than ${size}`);
+    out.push(Buffer.from(doc.padEnd(size, " ")));
+  }
+  return out;
+}
+
+/** One Buffer of `PUB` ops, one per payload, back to back (all payloads the same size, so ops too). */
+export function distinctPubBatch(
+  subject: string,
+  payloads: readonly Buffer[],
+): { batch: Buffer; opLen: number; ops: number } {
+  const ops = payloads.map((pl) => pubOp(subject, pl));
+  return { batch: Buffer.concat(ops), opLen: ops[0]!.length, ops: ops.length };
+}
+
 /** The op `PUB <subject> <size>\r\n<payload>\r\n`. */
 export function pubOp(subject: string, payload: Buffer, reply?: string): Buffer {
   const head = reply

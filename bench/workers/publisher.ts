@@ -1,9 +1,17 @@
 /**
  * Throughput publisher: connects (raw protocol), reports `ready`, and on `go` writes one pre-built ~1 MiB
- * Buffer of identical `PUB` ops over and over (respecting backpressure) until `count` messages are sent
+ * Buffer of identical `PUB` ops (or, with `payloadKind: "json"`, of distinct JSON documents) over and over (respecting backpressure) until `count` messages are sent
  * or the time limit passes; then PING/PONG so the server has processed every PUB, and reports.
  */
-import { cpuMsSince, makePayload, NatsConn, pubOp, repeatOp } from "../protocol.js";
+import {
+  cpuMsSince,
+  distinctPubBatch,
+  jsonPayloads,
+  makePayload,
+  NatsConn,
+  pubOp,
+  repeatOp,
+} from "../protocol.js";
 import { nextControl, runWorker, send, type WorkerConfigBase } from "./common.js";
 
 export interface PublisherConfig extends WorkerConfigBase {
@@ -13,6 +21,8 @@ export interface PublisherConfig extends WorkerConfigBase {
   readonly payloadSize: number;
   readonly count: number;
   readonly timeLimitMs: number;
+  /** `json`: distinct JSON documents of `payloadSize` bytes (jsonPayloads) instead of identical bytes. */
+  readonly payloadKind?: "fixed" | "json";
 }
 
 export interface PublisherResult {
@@ -28,7 +38,16 @@ export interface PublisherResult {
 
 runWorker<PublisherConfig>("publisher", async (cfg) => {
   const conn = await NatsConn.open(cfg.host, cfg.port);
-  const { batch, opLen, ops: perBatch } = repeatOp(pubOp(cfg.subject, makePayload(cfg.payloadSize)));
+  const {
+    batch,
+    opLen,
+    ops: perBatch,
+  } = cfg.payloadKind === "json"
+    ? distinctPubBatch(
+        cfg.subject,
+        jsonPayloads(cfg.payloadSize, Math.max(1, Math.floor((1 << 20) / cfg.payloadSize))),
+      )
+    : repeatOp(pubOp(cfg.subject, makePayload(cfg.payloadSize)));
   await send({ type: "ready" });
   await nextControl("go");
 

@@ -19,6 +19,8 @@ export interface RegionWorkerConfig extends WorkerConfigBase {
   readonly writeDeadlineMs: number;
   /** Link ACKs (store-and-forward); false measures what they cost. */
   readonly acks: boolean;
+  /** Link compression (the WAN cases use auto). */
+  readonly compression?: "off" | "on" | "auto";
 }
 
 runWorker<RegionWorkerConfig>("region", async (cfg) => {
@@ -37,6 +39,7 @@ runWorker<RegionWorkerConfig>("region", async (cfg) => {
       // As nats-server gets max_pending 1 GiB: a link's backlog under a publisher faster than the receiving
       // region may grow that far instead of being shed, so throughput runs measure speed, not the drop policy.
       acks: cfg.acks,
+      compression: () => cfg.compression ?? "off",
       outboxLimits: () => ({
         maxBytes: 1024 * 1024 * 1024,
         maxMessages: 50_000_000,

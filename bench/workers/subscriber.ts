@@ -25,6 +25,8 @@ export interface SubscriberConfig extends WorkerConfigBase {
   readonly drainLimitMs: number;
   /** Wait until a message published on another server reaches this subscription before `ready`. */
   readonly probe?: ProbeConfig;
+  /** Payloads differ per message (JSON documents): compare only MSG headers. */
+  readonly varyingPayloads?: boolean;
 }
 
 export interface SubscriberResult {
@@ -50,17 +52,20 @@ runWorker<SubscriberConfig>("subscriber", async (cfg) => {
   let onPong: () => void = () => {};
   let lastErr: string | undefined;
   let pingsAnswered = 0;
-  const counter = new MsgCounter({
-    onPing: () => {
-      pingsAnswered++;
-      socket.write("PONG\r\n");
+  const counter = new MsgCounter(
+    {
+      onPing: () => {
+        pingsAnswered++;
+        socket.write("PONG\r\n");
+      },
+      onPong: () => onPong(),
+      onInfo: () => onInfo(),
+      onErr: (m) => {
+        lastErr = m;
+      },
     },
-    onPong: () => onPong(),
-    onInfo: () => onInfo(),
-    onErr: (m) => {
-      lastErr = m;
-    },
-  });
+    cfg.varyingPayloads === true,
+  );
 
   let first = 0n;
   let cpu0 = process.cpuUsage();

@@ -20,7 +20,12 @@ export interface DirectedFilterLists {
 
 export interface ObservedRegion {
   readonly name: string;
-  readonly broker: BrokerServer;
+  /**
+   * The embedded broker; undefined for a region whose broker is a nats-server cluster (leafnode): then the
+   * broker's own tables (/varz, /connz, /subsz, broker metrics) are the cluster's monitoring, and local
+   * interest comes from the region port.
+   */
+  readonly broker: BrokerServer | undefined;
   readonly gateway: Gateway;
 }
 

@@ -20,7 +20,7 @@
  */
 import { parseRoutedReply } from "../gateway/forwarder.js";
 import { PatternSet, toWire } from "../interest/pattern-set.js";
-import { isValidLiteralSubject } from "../interest/subject.js";
+import { isValidLiteralSubject, subjectMatches } from "../interest/subject.js";
 import type { RegionContext } from "./context.js";
 
 export type Verdict =
@@ -172,11 +172,20 @@ function interestBySubject(ctx: RegionContext, subject: string): Map<string, Reg
     return x;
   };
   const { name, broker, gateway } = ctx.region;
-  const local = broker.sublist.match(subject);
-  if (local.plain.length > 0) get(name).plain = true;
-  for (const group of local.queues) {
-    const live = group.filter((s) => !s.closed).length;
-    if (live > 0) get(name).queues.set(group[0]!.queue!, live);
+  if (broker !== undefined) {
+    const local = broker.sublist.match(subject);
+    if (local.plain.length > 0) get(name).plain = true;
+    for (const group of local.queues) {
+      const live = group.filter((s) => !s.closed).length;
+      if (live > 0) get(name).queues.set(group[0]!.queue!, live);
+    }
+  } else {
+    // A nats-server cluster: the interest it reported over the leafnode connection.
+    for (const e of gateway.port.interestSnapshot()) {
+      if (!subjectMatches(e.subject, subject)) continue;
+      if (e.queue === undefined) get(name).plain = true;
+      else get(name).queues.set(e.queue, (get(name).queues.get(e.queue) ?? 0) + e.weight);
+    }
   }
   const remote = gateway.remote.sublist.match(subject);
   for (const e of remote.plain) get(e.region).plain = true;

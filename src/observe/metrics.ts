@@ -69,62 +69,65 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
     (v: () => number): Read<never> =>
     () => [[{}, v()]];
 
-  // ---- broker -------------------------------------------------------------------------------------------
-  const bs = broker.stats;
-  gauge(
-    "bridgehead_broker_connections",
-    "Client connections open now.",
-    [],
-    one(() => broker.clients.size),
-  );
-  counter(
-    "bridgehead_broker_connections_total",
-    "Client connections accepted.",
-    [],
-    one(() => bs.totalConnections),
-  );
-  gauge(
-    "bridgehead_broker_subscriptions",
-    "Client subscriptions now.",
-    [],
-    one(() => broker.sublist.count),
-  );
-  counter(
-    "bridgehead_broker_received_messages_total",
-    "Messages published by this region's clients.",
-    [],
-    one(() => bs.inMsgs),
-  );
-  counter(
-    "bridgehead_broker_received_bytes_total",
-    "Payload bytes published by this region's clients.",
-    [],
-    one(() => bs.inBytes),
-  );
-  counter(
-    "bridgehead_broker_sent_messages_total",
-    "Messages delivered to this region's clients (one per subscription served), whatever their origin.",
-    [],
-    one(() => bs.outMsgs),
-  );
-  counter(
-    "bridgehead_broker_sent_bytes_total",
-    "Payload bytes delivered to this region's clients.",
-    [],
-    one(() => bs.outBytes),
-  );
-  counter(
-    "bridgehead_broker_injected_messages_total",
-    "Messages from other regions handed to this region's broker.",
-    [],
-    one(() => bs.injectedMsgs),
-  );
-  counter(
-    "bridgehead_broker_slow_consumers_total",
-    "Clients disconnected as slow consumers.",
-    [],
-    one(() => bs.slowConsumers),
-  );
+  const startedAt = new Date();
+  // ---- broker (embedded only: a nats-server cluster has its own monitoring) ------------------------------
+  if (broker !== undefined) {
+    const bs = broker.stats;
+    gauge(
+      "bridgehead_broker_connections",
+      "Client connections open now.",
+      [],
+      one(() => broker.clients.size),
+    );
+    counter(
+      "bridgehead_broker_connections_total",
+      "Client connections accepted.",
+      [],
+      one(() => bs.totalConnections),
+    );
+    gauge(
+      "bridgehead_broker_subscriptions",
+      "Client subscriptions now.",
+      [],
+      one(() => broker.sublist.count),
+    );
+    counter(
+      "bridgehead_broker_received_messages_total",
+      "Messages published by this region's clients.",
+      [],
+      one(() => bs.inMsgs),
+    );
+    counter(
+      "bridgehead_broker_received_bytes_total",
+      "Payload bytes published by this region's clients.",
+      [],
+      one(() => bs.inBytes),
+    );
+    counter(
+      "bridgehead_broker_sent_messages_total",
+      "Messages delivered to this region's clients (one per subscription served), whatever their origin.",
+      [],
+      one(() => bs.outMsgs),
+    );
+    counter(
+      "bridgehead_broker_sent_bytes_total",
+      "Payload bytes delivered to this region's clients.",
+      [],
+      one(() => bs.outBytes),
+    );
+    counter(
+      "bridgehead_broker_injected_messages_total",
+      "Messages from other regions handed to this region's broker.",
+      [],
+      one(() => bs.injectedMsgs),
+    );
+    counter(
+      "bridgehead_broker_slow_consumers_total",
+      "Clients disconnected as slow consumers.",
+      [],
+      one(() => bs.slowConsumers),
+    );
+  }
 
   // ---- gateway ------------------------------------------------------------------------------------------
   const gs = gateway.stats;
@@ -377,7 +380,9 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
         (o) =>
           [
             { origin: o },
-            o === region ? broker.interest.size : (gateway.remote.origin(o)?.entries.size ?? 0),
+            o === region
+              ? (broker?.interest.size ?? gateway.port.interestSnapshot().length)
+              : (gateway.remote.origin(o)?.entries.size ?? 0),
           ] as const,
       ),
   );
@@ -435,9 +440,9 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
   );
   gauge(
     "bridgehead_region_start_time_seconds",
-    "When this region's broker started (Unix time, seconds).",
+    "When this region started (its embedded broker, else its gateway; Unix time, seconds).",
     [],
-    one(() => broker.startedAt.getTime() / 1000),
+    one(() => (broker?.startedAt ?? startedAt).getTime() / 1000),
   );
 
   return {

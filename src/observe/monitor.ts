@@ -15,6 +15,10 @@ import { health } from "./health.js";
 import { topologyView } from "./topology-view.js";
 import { gatewayVarz, interestz, linkz } from "./views.js";
 
+/** What /varz, /connz and /subsz say for a region whose broker is a nats-server cluster. */
+const NATS_CLUSTER =
+  "this region's broker is a nats-server cluster attached as a leaf node: see the cluster's own monitoring";
+
 export const ENDPOINTS = [
   "/",
   "/healthz",
@@ -112,6 +116,7 @@ export class RegionMonitor {
     const ctx = this.ctx;
     const q = url.searchParams;
     const ok = (body: unknown): Reply => ({ status: 200, body });
+    const broker = ctx.region.broker;
     switch (url.pathname) {
       case "/":
         return ok({ region: ctx.region.name, endpoints: ENDPOINTS });
@@ -122,11 +127,15 @@ export class RegionMonitor {
           : { status: 503, body: { status: "unavailable", reasons: h.reasons } };
       }
       case "/varz":
-        return ok({ ...varz(ctx.region.broker), gateway: gatewayVarz(ctx) });
+        return ok({
+          ...(broker === undefined ? { server_name: ctx.region.name, broker: NATS_CLUSTER } : varz(broker)),
+          gateway: gatewayVarz(ctx),
+        });
       case "/connz":
-        return ok(connz(ctx.region.broker));
       case "/subsz":
-        return ok(subsz(ctx.region.broker));
+        if (broker === undefined)
+          return { status: 501, body: { error: `${url.pathname}: ${NATS_CLUSTER}`, endpoints: ENDPOINTS } };
+        return ok(url.pathname === "/connz" ? connz(broker) : subsz(broker));
       case "/linkz":
         return ok(linkz(ctx));
       case "/topologyz":

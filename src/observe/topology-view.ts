@@ -101,16 +101,17 @@ export function statusOf(state: LinkState | "unknown"): EdgeStatus {
 
 export function regionCounters(ctx: RegionContext): RegionCounters {
   const { broker, gateway } = ctx.region;
-  const bs = broker.stats;
+  const bs = broker?.stats;
   const gs = gateway.stats;
   const peers = peersOf(ctx);
+  // A nats-server-backed region: its clients are the cluster's; only the gateway's counters are known here.
   return {
-    connections: broker.clients.size,
-    subscriptions: broker.sublist.count,
-    msgs_in: bs.inMsgs,
-    msgs_out: bs.outMsgs,
-    bytes_in: bs.inBytes,
-    bytes_out: bs.outBytes,
+    connections: broker?.clients.size ?? 0,
+    subscriptions: broker?.sublist.count ?? gateway.port.interestSnapshot().length,
+    msgs_in: bs?.inMsgs ?? 0,
+    msgs_out: bs?.outMsgs ?? 0,
+    bytes_in: bs?.inBytes ?? 0,
+    bytes_out: bs?.outBytes ?? 0,
     msgs_forwarded: gs.msgsForwarded,
     msgs_received: gs.msgsReceived,
     msgs_dropped: gs.msgsFiltered + gs.msgsUnroutable,

@@ -125,7 +125,7 @@ export function interestz(ctx: RegionContext, q: InterestzQuery = {}): Record<st
       epoch: gateway.epoch,
       seq: gateway.localSeq,
       reachable: true,
-      ...entriesOut(broker.interestSnapshot()),
+      ...entriesOut(broker?.interestSnapshot() ?? gateway.port.interestSnapshot()),
     });
   }
   for (const o of names) {

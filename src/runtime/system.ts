@@ -228,21 +228,18 @@ export async function startSystem(
         });
         leafnodeRegions.set(r.name, leaf);
         all.set(r.name, leaf);
-        // The monitor reads the embedded broker's tables, which a nats-server cluster does not have.
-        if (r.monitor !== undefined)
-          logger.warn(
-            { region: r.name },
-            "monitor.listen is not served for a nats-server-backed region in this build: use the cluster's own monitoring",
-          );
-        continue;
+      } else {
+        const running = await startRegion({ name: r.name, broker: brokerOptionsOf(r), gateway, logger });
+        regions.set(r.name, running);
+        all.set(r.name, running);
       }
-      const running = await startRegion({ name: r.name, broker: brokerOptionsOf(r), gateway, logger });
-      regions.set(r.name, running);
-      all.set(r.name, running);
+      // A nats-server-backed region has no embedded broker: its monitor serves everything but the broker's
+      // own tables (/connz, /subsz), which are the cluster's.
+      const embedded = regions.get(r.name);
       observers.set(
         r.name,
         await startObserver({
-          region: running,
+          region: { name: r.name, broker: embedded?.broker, gateway: all.get(r.name)!.gateway },
           logger,
           ...configView(() => current, r.name),
           originSeq: (origin) => all.get(origin)?.gateway.appliedSeq(origin),

@@ -103,6 +103,50 @@ describe.skipIf(!natsServerAvailable())("startSystem with a nats broker", () => 
     expect(got.msgs[0]!.data).toBe("hi");
   });
 
+  it("serves the region monitor for a nats-backed region: health, links, interest, metrics; the broker tables are the cluster's", async () => {
+    nats = await startNatsCluster("mon", 1);
+    const loaded = loadConfig(
+      yaml(`{ type: nats, urls: [${nats.leafUrls[0]}] }\n    monitor: { listen: 127.0.0.1:0 }`),
+      { file: "bh.yaml", env: {} },
+    );
+    system = await startSystem(loaded, pino({ level: process.env.BH_TEST_LOG ?? "silent" }));
+    const n = system.leafnodeRegions.get("n")!;
+    await waitUntil(() => n.port.state === "up" && n.gateway.linkState("e") === "up", "leaf and link up");
+    const base = system.monitorUrl("n")!;
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const nc = await clients.open(nats.nodes[0]!.clientUrl);
+    nc.subscribe("mon.watched");
+    await nc.flush();
+    await waitUntil(
+      () => n.port.interestSnapshot().some((e) => e.subject === "mon.watched"),
+      "the cluster's interest",
+    );
+    const get = async (path: string) => {
+      const r = await fetch(base + path);
+      return { status: r.status, text: await r.text() };
+    };
+    let health = await get("/healthz");
+    for (let i = 0; i < 100 && health.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      health = await get("/healthz");
+    }
+    expect(health.status).toBe(200);
+    const interest = JSON.parse((await get("/interestz?origin=n")).text) as {
+      origins: { entries: { subject: string }[] }[];
+    };
+    expect(interest.origins[0]!.entries.map((e) => e.subject)).toContain("mon.watched");
+    const links = JSON.parse((await get("/linkz")).text) as { links: { peer: string; state: string }[] };
+    expect(links.links).toContainEqual(expect.objectContaining({ peer: "e", state: "up" }));
+    const metrics = (await get("/metrics")).text;
+    expect(metrics).toMatch(/^bridgehead_link_up\{[^}]*peer="e"[^}]*\} 1$/m);
+    expect(metrics).not.toContain("bridgehead_broker_connections ");
+    const varz = JSON.parse((await get("/varz")).text) as { server_name: string; broker: string };
+    expect(varz.server_name).toBe("n");
+    expect(varz.broker).toMatch(/nats-server cluster/);
+    expect((await get("/connz")).status).toBe(501);
+    expect((await get("/")).text).toContain("<svg");
+  });
+
   it("keeps retrying, and never comes up, with a wrong password", async () => {
     nats = await startNatsCluster("cfgbad", 1, { user: "leaf", password: "pw" });
     const loaded = loadConfig(

@@ -6,7 +6,12 @@
  * cross-region.ts.
  */
 import type { ServerKind } from "../test/helpers/servers.js";
-import { crossRegionPubSubCase, crossRegionRequestReplyCase, crossRegionWanCase } from "./cross-region.js";
+import {
+  crossRegionPubSubCase,
+  crossRegionRequestReplyCase,
+  crossRegionWanCase,
+  interestPropagationCase,
+} from "./cross-region.js";
 import { processCpuMs, type RunScope } from "./harness.js";
 import {
   HOST,
@@ -31,7 +36,7 @@ export interface MetricDef {
   readonly key: string;
   /** Appended to the case name in the table row. */
   readonly label: string;
-  readonly unit: "msg/s" | "µs";
+  readonly unit: "msg/s" | "µs" | "ms";
   readonly better: "higher" | "lower";
 }
 
@@ -326,6 +331,7 @@ export function allCases(): BenchCase[] {
       count: quick ? 1000 : 5000,
       timeLimitMs: quick ? 5000 : 10_000,
     })),
+    interestPropagationCase((quick) => ({ samples: quick ? 5 : 20 })),
     // WAN: a 10 MB/s link, then the same at +50 and +150 ms RTT (issue 9's target: >= 1.5x nats-server).
     // ~15 MB of JSON per run: a couple of seconds at the cap, less where compression pays.
     ...[0, 50, 150].map((rttMs) =>

@@ -17,7 +17,7 @@ import { pino } from "pino";
 import { type Proxy as ToxiProxy, Toxiproxy } from "toxiproxy-node-client";
 import { startToxiproxyServer } from "../src/chaos/proxy/index.js";
 import type { ServerKind } from "../test/helpers/servers.js";
-import type { BenchCase, BenchContext, LatencyCounts, ThroughputCounts } from "./cases.js";
+import type { BenchCase, BenchContext, LatencyCounts, MetricDef, ThroughputCounts } from "./cases.js";
 import type { WorkerHandle } from "./harness.js";
 import {
   HOST,
@@ -30,7 +30,7 @@ import {
   THROUGHPUT_METRICS,
   THROUGHPUT_SERVER_CONFIG,
 } from "./measure.js";
-import type { ProbeConfig } from "./protocol.js";
+import { NatsConn, type ProbeConfig } from "./protocol.js";
 
 const TOKEN = "bench-cross-region";
 const PROBE_SUBJECT = "bench.probe";
@@ -417,6 +417,72 @@ export function crossRegionWanCase(wan: WanLink, counts: (quick: boolean) => Thr
         readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
         extraDetails: { linkMs: pair.linkMs, wan, ...pair.details },
       });
+    },
+  };
+}
+
+const INTEREST_METRICS: readonly MetricDef[] = [
+  { key: "p50", label: "p50 (ms, lower is better)", unit: "ms", better: "lower" },
+  { key: "max", label: "max (ms, lower is better)", unit: "ms", better: "lower" },
+];
+
+/**
+ * Interest propagation: how long after a client subscribes in B a message published in A reaches it. A
+ * publisher on A publishes on the sample's subject every millisecond; a subscriber on B subscribes to a
+ * subject nobody wanted before and times SUB → first MSG (1 ms resolution). Fresh subjects each sample, so
+ * every sample measures a new subscription crossing the link, not a cached one.
+ */
+export function interestPropagationCase(counts: (quick: boolean) => { samples: number }): BenchCase {
+  const name = "cross-region interest propagation";
+  return {
+    name,
+    description:
+      "Subscribe in region B to a subject nobody wanted, while region A publishes on it every millisecond: time from the SUB to the first message at B (a new subscription crossing the link), over fresh subjects.",
+    group: "latency",
+    metrics: INTEREST_METRICS,
+    async run(target, ctx) {
+      if (!target) throw new Error("needs a server");
+      const { samples } = counts(ctx.quick);
+      const hardTimeoutMs = LINK_TIMEOUT_MS + samples * 2000 + 20_000;
+      const pair = await startPair(target, ctx, name, false, hardTimeoutMs);
+      const pub = await NatsConn.open(HOST, pair.portA);
+      const sub = await NatsConn.open(HOST, pair.portB);
+      let subject = "";
+      const tick = setInterval(() => {
+        if (subject !== "") pub.socket.write(`PUB ${subject} 0\r\n\r\n`);
+      }, 1);
+      const ms: number[] = [];
+      try {
+        for (let k = 1; k <= samples; k++) {
+          subject = `bench.interest.${process.pid}.${Date.now()}.${k}`;
+          const arrived = new Promise<void>((resolve) => {
+            sub.onMsg = (s) => {
+              if (s === subject) resolve();
+            };
+          });
+          const t0 = process.hrtime.bigint();
+          sub.socket.write(`SUB ${subject} ${k}\r\n`);
+          await Promise.race([
+            arrived,
+            new Promise<never>((_, reject) =>
+              setTimeout(() => reject(new Error(`no message on ${subject} within 5 s`)), 5000),
+            ),
+          ]);
+          ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          sub.socket.write(`UNSUB ${k}\r\n`);
+          subject = "";
+          await sub.flush();
+        }
+      } finally {
+        clearInterval(tick);
+        pub.socket.destroy();
+        sub.socket.destroy();
+      }
+      const sorted = [...ms].sort((a, b) => a - b);
+      const p50 = sorted[Math.floor((sorted.length - 1) / 2)]!;
+      const max = sorted[sorted.length - 1]!;
+      ctx.progress(`${samples} subscriptions: p50 ${p50.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+      return { values: { p50, max }, warnings: [], details: { samplesMs: ms, linkMs: pair.linkMs } };
     },
   };
 }

@@ -19,7 +19,7 @@ export const SERVER_COLUMNS: readonly ServerKind[] = ["nats-server", "bridgehead
 
 export function formatValue(v: number, unit: MetricDef["unit"]): string {
   if (unit === "msg/s") return `${Math.round(v).toLocaleString("en-US")} msg/s`;
-  return `${v < 100 ? v.toFixed(1) : Math.round(v).toLocaleString("en-US")} µs`;
+  return `${v < 100 ? v.toFixed(1) : Math.round(v).toLocaleString("en-US")} ${unit}`;
 }
 
 /** One line, no pipes, at most `max` characters: safe inside a markdown table cell. */

@@ -192,7 +192,7 @@ export function jsonPayloads(size: number, n: number): Buffer[] {
   const statuses = ["created", "paid", "packed", "shipped", "delivered"];
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) {
-    const doc = JSON.stringify({
+    const fields = {
       orderId: `ord-${pad(100000 + i, 8)}`,
       customer: `cust-${pad(rnd(50000), 5)}`,
       region: ["us-east", "eu-west", "ap-south"][rnd(3)],
@@ -205,9 +205,14 @@ export function jsonPayloads(size: number, n: number): Buffer[] {
       ],
       status: statuses[rnd(statuses.length)],
       ts: new Date(Date.UTC(2026, 10, 23, 0, 0, 0, rnd(86_400_000))).toISOString(),
-    });
-    if (doc.length > size) throw new Error(`JSON payload needs ${doc.length} bytes, more than ${size}`);
-    out.push(Buffer.from(doc.padEnd(size, " ")));
+    };
+    // The rest of the size is a free-text field of random characters (a token, a hash, a comment), not
+    // padding a compressor would squeeze to nothing.
+    const room = size - JSON.stringify({ ...fields, ref: "" }).length;
+    if (room < 0) throw new Error(`JSON payload needs ${size - room} bytes, more than ${size}`);
+    let ref = "";
+    for (let k = 0; k < room; k++) ref += "abcdefghijklmnopqrstuvwxyz0123456789"[rnd(36)];
+    out.push(Buffer.from(JSON.stringify({ ...fields, ref })));
   }
   return out;
 }

@@ -89,87 +89,86 @@ function escapeXml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
-function niceCeil(v: number): number {
-  if (v <= 0) return 1;
-  const exp = 10 ** Math.floor(Math.log10(v));
-  for (const f of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (f * exp >= v) return f * exp;
-  return 10 * exp;
-}
-
 function shortRate(v: number): string {
   if (v >= 1e6) return `${(v / 1e6).toFixed(v >= 1e7 ? 0 : 1)}M`;
   if (v >= 1e3) return `${(v / 1e3).toFixed(v >= 1e4 ? 0 : 1)}k`;
   return String(Math.round(v));
 }
 
-/** Grouped bars: one group per throughput case (its chart metric), one bar per server kind. */
+/**
+ * One row per throughput case (its chart metric), a bar per server kind, on a logarithmic axis: the rows
+ * span from WAN links (tens of thousands of messages per second) to one broker (millions), and a linear
+ * axis would flatten the small ones to nothing. Labels sit left of the rows and the ratio right of them, so
+ * long case names never overlap.
+ */
 export function svgChart(outcomes: readonly CaseOutcome[], subtitle: string): string {
-  const groups = outcomes.filter((o) => o.case.group === "throughput" && o.case.chartMetric);
+  const rows = outcomes.filter((o) => o.case.group === "throughput" && o.case.chartMetric);
   const colors: Record<ServerKind, string> = { "nats-server": "#2f6fdb", bridgehead: "#e8833a" };
-  const W = 760;
-  const H = 440;
-  const left = 100;
-  const right = 30;
+  const left = 330;
+  const right = 90;
   const top = 70;
-  const bottom = 90;
+  const barH = 12;
+  const rowH = barH * SERVER_COLUMNS.length + 14;
+  const W = 980;
+  const H = top + rows.length * rowH + 70;
   const plotW = W - left - right;
-  const plotH = H - top - bottom;
-  const vals = groups.flatMap((o) => SERVER_COLUMNS.map((k) => value(o.runs[k], o.case.chartMetric!) ?? 0));
-  const max = niceCeil(Math.max(1, ...vals));
-  const y = (v: number) => top + plotH - (v / max) * plotH;
+  const vals = rows
+    .flatMap((o) => SERVER_COLUMNS.map((k) => value(o.runs[k], o.case.chartMetric!) ?? 0))
+    .filter((v) => v > 0);
+  const lo = 10 ** Math.floor(Math.log10(Math.max(1, Math.min(...vals, 1e9))));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(10, ...vals)));
+  const x = (v: number) =>
+    left + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotW;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">Bridgehead vs nats-server: throughput</text>`,
-    `<text x="${W / 2}" y="44" text-anchor="middle" fill="#555">${escapeXml(subtitle)}</text>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">Bridgehead vs nats-server: delivered messages per second</text>`,
+    `<text x="${W / 2}" y="44" text-anchor="middle" fill="#555">${escapeXml(subtitle)} · log scale · ratio = bridgehead ÷ nats-server</text>`,
   ];
-  const ticks = 5;
-  for (let i = 0; i <= ticks; i++) {
-    const v = (max / ticks) * i;
-    const yy = y(v).toFixed(1);
-    out.push(
-      `<line x1="${left}" y1="${yy}" x2="${W - right}" y2="${yy}" stroke="${i === 0 ? "#333" : "#e3e3e3"}"/>`,
-    );
-    out.push(
-      `<text x="${left - 8}" y="${yy}" text-anchor="end" dominant-baseline="middle">${shortRate(v)}</text>`,
-    );
+  const bottom = top + rows.length * rowH;
+  for (let d = lo; d <= hi; d *= 10) {
+    const xx = x(d).toFixed(1);
+    out.push(`<line x1="${xx}" y1="${top - 6}" x2="${xx}" y2="${bottom}" stroke="#e3e3e3"/>`);
+    out.push(`<text x="${xx}" y="${bottom + 16}" text-anchor="middle">${shortRate(d)}</text>`);
   }
-  out.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + plotH}" stroke="#333"/>`);
-  out.push(
-    `<text transform="translate(24 ${top + plotH / 2}) rotate(-90)" text-anchor="middle">delivered messages per second</text>`,
-  );
-  out.push(
-    `<text x="${left + plotW / 2}" y="${H - 22}" text-anchor="middle">case (1 publisher → 1 subscriber, one subject; cross-region: publisher in A, subscriber in B)</text>`,
-  );
-  const groupW = plotW / Math.max(1, groups.length);
-  const barW = Math.min(90, (groupW * 0.7) / SERVER_COLUMNS.length);
-  groups.forEach((o, gi) => {
-    const gx = left + groupW * gi + (groupW - barW * SERVER_COLUMNS.length) / 2;
+  out.push(`<line x1="${left}" y1="${top - 6}" x2="${left}" y2="${bottom}" stroke="#333"/>`);
+  rows.forEach((o, ri) => {
+    const y0 = top + ri * rowH;
+    out.push(
+      `<text x="${left - 8}" y="${(y0 + (barH * SERVER_COLUMNS.length) / 2).toFixed(1)}" text-anchor="end" dominant-baseline="middle">${escapeXml(o.case.name)}</text>`,
+    );
+    const got: Partial<Record<ServerKind, number>> = {};
     SERVER_COLUMNS.forEach((kind, ki) => {
-      const x = gx + barW * ki;
+      const y = y0 + ki * barH;
       const v = value(o.runs[kind], o.case.chartMetric!);
       if (v === undefined) {
         out.push(
-          `<text x="${(x + barW / 2).toFixed(1)}" y="${top + plotH - 8}" text-anchor="middle" fill="${colors[kind]}">n/a</text>`,
+          `<text x="${left + 6}" y="${y + barH - 2}" fill="${colors[kind]}" font-size="11">n/a</text>`,
         );
         return;
       }
-      const yy = y(v);
+      got[kind] = v;
+      const w = Math.max(1, x(v) - left);
       out.push(
-        `<rect x="${(x + 2).toFixed(1)}" y="${yy.toFixed(1)}" width="${(barW - 4).toFixed(1)}" height="${(top + plotH - yy).toFixed(1)}" fill="${colors[kind]}"><title>${escapeXml(`${kind}: ${formatValue(v, "msg/s")}`)}</title></rect>`,
+        `<rect x="${left}" y="${y + 1}" width="${w.toFixed(1)}" height="${barH - 2}" fill="${colors[kind]}"><title>${escapeXml(`${kind}: ${formatValue(v, "msg/s")}`)}</title></rect>`,
       );
       out.push(
-        `<text x="${(x + barW / 2).toFixed(1)}" y="${(yy - 5).toFixed(1)}" text-anchor="middle" font-size="11">${shortRate(v)}</text>`,
+        `<text x="${(left + w + 4).toFixed(1)}" y="${y + barH - 2}" font-size="10">${shortRate(v)}</text>`,
       );
     });
-    out.push(
-      `<text x="${(left + groupW * gi + groupW / 2).toFixed(1)}" y="${top + plotH + 20}" text-anchor="middle">${escapeXml(o.case.name)}</text>`,
-    );
+    const a = got.bridgehead;
+    const b = got["nats-server"];
+    if (a !== undefined && b !== undefined && b > 0) {
+      const r = a / b;
+      out.push(
+        `<text x="${W - right + 70}" y="${(y0 + (barH * SERVER_COLUMNS.length) / 2).toFixed(1)}" text-anchor="end" dominant-baseline="middle" font-weight="bold" fill="${r >= 1 ? "#1a7f37" : "#555"}">${r.toFixed(2)}×</text>`,
+      );
+    }
   });
   SERVER_COLUMNS.forEach((kind, i) => {
-    const lx = W - right - 260 + i * 130;
-    out.push(`<rect x="${lx}" y="${H - 50}" width="12" height="12" fill="${colors[kind]}"/>`);
-    out.push(`<text x="${lx + 18}" y="${H - 40}">${kind}</text>`);
+    const lx = left + i * 130;
+    out.push(`<rect x="${lx}" y="${H - 30}" width="12" height="12" fill="${colors[kind]}"/>`);
+    out.push(`<text x="${lx + 18}" y="${H - 20}">${kind}</text>`);
   });
   out.push("</svg>");
   return `${out.join("\n")}\n`;

@@ -11,7 +11,10 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { type RunningSystem, startSystem } from "../../src/runtime/system.js";
-import { waitUntil } from "../helpers/regions.js";
+import { collect as collectMessages, waitUntil } from "../helpers/regions.js";
+
+const collect = (nc: NatsConnection, subject: string, queue?: string): string[] =>
+  collectMessages(nc, subject, queue === undefined ? {} : { queue });
 
 const sc = StringCodec();
 const logger = pino({ level: process.env.BH_TEST_LOG ?? "silent" });
@@ -58,15 +61,6 @@ async function client(region: string): Promise<NatsConnection> {
   const nc = await connect({ servers: system!.regions.get(region)!.clientUrl });
   clients.push(nc);
   return nc;
-}
-
-function collect(nc: NatsConnection, subject: string): string[] {
-  const got: string[] = [];
-  const sub = nc.subscribe(subject);
-  (async () => {
-    for await (const m of sub) got.push(`${m.subject}:${sc.decode(m.data)}`);
-  })().catch(() => {});
-  return got;
 }
 
 /** Every region has applied every other reachable region's latest interest sequence. */

@@ -13,7 +13,7 @@ import { decodeFrame, FrameEncoder } from "../../src/gateway/codec.js";
 import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../../src/gateway/outbox.js";
 import { type RunningRegion, startRegion } from "../../src/region/region.js";
 import { LinkPeer, withHeaders } from "../helpers/link-peer.js";
-import { waitUntil } from "../helpers/regions.js";
+import { collect as collectMessages, waitUntil } from "../helpers/regions.js";
 
 const TOKEN = "peer-test-token";
 const logger = pino({ level: process.env.BH_TEST_LOG ?? "silent" });
@@ -63,16 +63,8 @@ async function client(r: RunningRegion): Promise<NatsConnection> {
   clients.push(nc);
   return nc;
 }
-
-/** Collect what a subscription receives. */
-function collect(nc: NatsConnection, subject: string, queue?: string): string[] {
-  const got: string[] = [];
-  const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
-  (async () => {
-    for await (const m of sub) got.push(sc.decode(m.data));
-  })().catch(() => {});
-  return got;
-}
+const collect = (nc: NatsConnection, subject: string, queue?: string): string[] =>
+  collectMessages(nc, subject, { ...(queue === undefined ? {} : { queue }), format: (_s, d) => d });
 
 /**
  * A round trip on the peer's link: everything the peer sent before has been handled by the region once

@@ -11,7 +11,7 @@ import { connect, type NatsConnection, StringCodec } from "nats";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRegion } from "../../src/region/region.js";
-import { type Cluster, startCluster, waitUntil } from "../helpers/regions.js";
+import { type Cluster, collect as collectMessages, startCluster, waitUntil } from "../helpers/regions.js";
 
 const sc = StringCodec();
 let cluster: Cluster | undefined;
@@ -20,16 +20,8 @@ afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
 });
-
-/** Messages received by one subscription, as "subject|payload". */
-function collect(nc: NatsConnection, subject: string, queue?: string): string[] {
-  const got: string[] = [];
-  const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
-  (async () => {
-    for await (const m of sub) got.push(`${m.subject}|${sc.decode(m.data)}`);
-  })().catch(() => {});
-  return got;
-}
+const collect = (nc: NatsConnection, subject: string, queue?: string): string[] =>
+  collectMessages(nc, subject, { ...(queue === undefined ? {} : { queue }), format: (s, d) => `${s}|${d}` });
 
 /** Every region reaches every other one (routes known everywhere), then interest converged. */
 async function ready(c: Cluster): Promise<void> {

@@ -4,7 +4,10 @@
  */
 import { ErrorCode, headers, type NatsConnection, type NatsError, StringCodec } from "nats";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Cluster, startCluster, waitUntil } from "../helpers/regions.js";
+import { type Cluster, collect as collectMessages, startCluster, waitUntil } from "../helpers/regions.js";
+
+const collect = (nc: NatsConnection, subject: string, queue?: string): string[] =>
+  collectMessages(nc, subject, queue === undefined ? {} : { queue });
 
 const sc = StringCodec();
 let cluster: Cluster | undefined;
@@ -13,16 +16,6 @@ afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
 });
-
-/** Collect messages of a subscription into an array. */
-function collect(nc: NatsConnection, subject: string, queue?: string): string[] {
-  const got: string[] = [];
-  const sub = nc.subscribe(subject, queue === undefined ? {} : { queue });
-  (async () => {
-    for await (const m of sub) got.push(`${m.subject}:${sc.decode(m.data)}`);
-  })().catch(() => {});
-  return got;
-}
 
 async function flushAll(...ncs: NatsConnection[]): Promise<void> {
   for (const nc of ncs) await nc.flush();

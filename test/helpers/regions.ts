@@ -3,7 +3,7 @@
  * 127.0.0.1 with free ports; edges are dialed by their first region. Helpers wait for conditions
  * (links up, interest applied everywhere) instead of sleeping.
  */
-import { connect, type NatsConnection } from "nats";
+import { connect, type NatsConnection, StringCodec } from "nats";
 import { pino } from "pino";
 import { DEFAULT_OUTBOX_LIMITS, type OutboxLimits } from "../../src/gateway/outbox.js";
 import { type RunningRegion, startRegion } from "../../src/region/region.js";
@@ -15,6 +15,26 @@ export interface Cluster {
   /** Wait until every region has applied every other region's latest interest. */
   converged(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
+}
+
+const sc = StringCodec();
+
+/**
+ * Every message a new subscription receives, as text: `subject:payload` by default, or what `format` makes
+ * of it. The array fills in the background; tests wait on its length.
+ */
+export function collect(
+  nc: NatsConnection,
+  subject: string,
+  opts: { queue?: string; format?: (subject: string, data: string) => string } = {},
+): string[] {
+  const got: string[] = [];
+  const format = opts.format ?? ((s: string, d: string) => `${s}:${d}`);
+  const sub = nc.subscribe(subject, opts.queue === undefined ? {} : { queue: opts.queue });
+  (async () => {
+    for await (const m of sub) got.push(format(m.subject, sc.decode(m.data)));
+  })().catch(() => {});
+  return got;
 }
 
 export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {

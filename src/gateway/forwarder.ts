@@ -29,6 +29,14 @@ export interface Branch {
 /** The next hop of a branch for held (unreachable) regions: park in their outboxes. Never a region name. */
 export const HELD_HOP = "";
 
+/** Which unreachable regions still get their messages (parked); `heldGeneration` changes with the set. */
+export interface HeldRegions {
+  isHeld(region: string): boolean;
+  readonly heldGeneration: number;
+}
+
+const NO_HELD: HeldRegions = { isHeld: () => false, heldGeneration: 0 };
+
 const NO_QUEUES: readonly string[] = Object.freeze([]);
 const NO_BRANCHES: readonly Branch[] = Object.freeze([]);
 
@@ -53,31 +61,15 @@ export class Forwarder {
   private cacheRemoteGen = -1;
   private cacheTopoGen = -1;
   private cacheHeldGen = -1;
-  /** Unreachable regions whose interest is held, and a generation bumped when the set changes. */
-  private readonly held = new Set<string>();
-  private heldGen = 0;
 
   constructor(
     readonly self: string,
     private readonly remote: RemoteInterest,
     private readonly topology: Topology,
     private readonly random: () => number = Math.random,
+    /** Unreachable regions whose interest is held (store-and-forward owns the set); none by default. */
+    private readonly held: HeldRegions = NO_HELD,
   ) {}
-
-  /** Keep routing to `region` while it is unreachable (its messages go to the HELD_HOP branch). */
-  hold(region: string): void {
-    if (this.held.has(region)) return;
-    this.held.add(region);
-    this.heldGen++;
-  }
-
-  release(region: string): void {
-    if (this.held.delete(region)) this.heldGen++;
-  }
-
-  isHeld(region: string): boolean {
-    return this.held.has(region);
-  }
 
   /** Branches for a message published in this region. Empty when no other region wants it. */
   route(subject: string, servedQueues: readonly string[]): readonly Branch[] {
@@ -86,12 +78,12 @@ export class Forwarder {
     if (
       this.cacheRemoteGen !== this.remote.generation ||
       this.cacheTopoGen !== this.topology.generation ||
-      this.cacheHeldGen !== this.heldGen
+      this.cacheHeldGen !== this.held.heldGeneration
     ) {
       this.cache.clear();
       this.cacheRemoteGen = this.remote.generation;
       this.cacheTopoGen = this.topology.generation;
-      this.cacheHeldGen = this.heldGen;
+      this.cacheHeldGen = this.held.heldGeneration;
     }
     const cached = this.cache.get(subject);
     if (cached !== undefined) return cached;
@@ -103,7 +95,7 @@ export class Forwarder {
     const dests = new Map<string, string[]>();
     for (const e of m.plain) {
       if (e.region === this.self || dests.has(e.region)) continue;
-      if (this.topology.reachable(e.region) || this.held.has(e.region)) dests.set(e.region, []);
+      if (this.topology.reachable(e.region) || this.held.isHeld(e.region)) dests.set(e.region, []);
     }
     const branches = this.branchesFor(dests, m, servedQueues);
     if (m.queues.length === 0) this.remember(subject, branches);
@@ -143,7 +135,7 @@ export class Forwarder {
 
   private toRegion(region: string): readonly Branch[] {
     if (region === this.self) return NO_BRANCHES;
-    const hop = this.topology.nextHop(region) ?? (this.held.has(region) ? HELD_HOP : undefined);
+    const hop = this.topology.nextHop(region) ?? (this.held.isHeld(region) ? HELD_HOP : undefined);
     if (hop === undefined) return NO_BRANCHES;
     return [{ nextHop: hop, dests: [{ region, queues: NO_QUEUES }] }];
   }
@@ -220,7 +212,7 @@ export class Forwarder {
   private pickHeld(group: readonly RemoteEntry[]): string | undefined {
     const weights = new Map<string, number>();
     for (const e of group) {
-      if (e.region !== this.self && this.held.has(e.region))
+      if (e.region !== this.self && this.held.isHeld(e.region))
         weights.set(e.region, (weights.get(e.region) ?? 0) + e.weight);
     }
     let total = 0;

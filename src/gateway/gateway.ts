@@ -398,8 +398,6 @@ export class Gateway implements LocalPublishHandler {
   private readonly interestAppliedAt = new Map<string, number>();
   /** Per origin: the peer whose link carried the interest last applied (monitoring). */
   private readonly interestSource = new Map<string, string>();
-  /** Messages routed to a peer whose link was not up, while no session exists to count them on. */
-  private readonly unroutableTo = new Map<string, number>();
   private readonly rttListeners = new Set<(peer: string, rttMicros: number) => void>();
 
   constructor(
@@ -409,13 +407,14 @@ export class Gateway implements LocalPublishHandler {
     this.region = options.region;
     this.log = options.logger.child({ region: this.region });
     this.topology = new Topology(this.region, this.epoch);
-    this.forwarder = new Forwarder(this.region, this.remote, this.topology);
     this.filters = options.filters;
     this.store = new StoreForward({
       logger: this.log,
       limits: options.outboxLimits,
       epochOf: (region) => this.topology.epochOf(region),
     });
+    // The store owns which unreachable regions are held; the forwarder only asks.
+    this.forwarder = new Forwarder(this.region, this.remote, this.topology, Math.random, this.store);
   }
 
   /**
@@ -589,7 +588,7 @@ export class Gateway implements LocalPublishHandler {
       bytesSent: count("bytesSent"),
       bytesReceived: count("bytesReceived"),
       msgsFiltered: count("msgsFiltered"),
-      msgsUnroutable: count("msgsUnroutable") + (this.unroutableTo.get(peer) ?? 0),
+      msgsUnroutable: count("msgsUnroutable"),
       established: (past?.established ?? 0) + (s === undefined ? 0 : 1),
     };
   }
@@ -752,7 +751,6 @@ export class Gateway implements LocalPublishHandler {
         continue;
       }
       this.store.hold(region);
-      this.forwarder.hold(region);
       this.log.info(
         { origin: region, holdMs: this.store.limitsFor(region).maxAgeMs },
         "region unreachable: holding its interest, parking its messages",
@@ -762,7 +760,6 @@ export class Gateway implements LocalPublishHandler {
     for (const region of this.store.heldRegions()) {
       if (!this.topology.reachable(region)) continue;
       this.store.release(region);
-      this.forwarder.release(region);
       released = true;
       this.log.info({ origin: region, parked: this.store.parkedFor(region) }, "region reachable again");
     }
@@ -778,7 +775,6 @@ export class Gateway implements LocalPublishHandler {
     }
     this.store.expire();
     for (const region of this.store.takeExpiredHolds()) {
-      this.forwarder.release(region);
       if (this.remote.forget(region))
         this.log.info({ origin: region }, "region unreachable past its outbox max age: interest forgotten");
     }

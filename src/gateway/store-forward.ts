@@ -13,7 +13,7 @@
  * directly again.
  */
 import type { Logger } from "pino";
-import type { Destination } from "./forwarder.js";
+import type { Destination, HeldRegions } from "./forwarder.js";
 import {
   DEFAULT_OUTBOX_LIMITS,
   DROP_REASONS,
@@ -66,7 +66,7 @@ export interface OutboxView {
   readonly heldSince: number | undefined;
 }
 
-export class StoreForward {
+export class StoreForward implements HeldRegions {
   private readonly outboxes = new Map<string, Outbox>();
   /** Unreachable regions whose interest is kept, and since when (monotonic ms). */
   private readonly held = new Map<string, number>();
@@ -80,6 +80,8 @@ export class StoreForward {
   /** Per destination: drops by reason (metrics label both). */
   readonly dropsTo = new Map<string, Record<DropReason, number>>();
   msgsParked = 0;
+  /** Bumped whenever the set of held regions changes (the forwarder caches decisions per generation). */
+  heldGeneration = 0;
   msgsReplayed = 0;
   private readonly log: Logger;
   private readonly now: () => number;
@@ -229,12 +231,16 @@ export class StoreForward {
 
   /** `region` became unreachable: keep its interest (and park its messages) for its outbox's max age. */
   hold(region: string): void {
-    if (!this.held.has(region)) this.held.set(region, this.now());
+    if (this.held.has(region)) return;
+    this.held.set(region, this.now());
+    this.heldGeneration++;
   }
 
   /** `region` is reachable again (or forgotten): stop holding. */
   release(region: string): boolean {
-    return this.held.delete(region);
+    if (!this.held.delete(region)) return false;
+    this.heldGeneration++;
+    return true;
   }
 
   isHeld(region: string): boolean {
@@ -255,6 +261,7 @@ export class StoreForward {
     for (const [region, since] of this.held) {
       if (now - since < this.limitsFor(region).maxAgeMs) continue;
       this.held.delete(region);
+      this.heldGeneration++;
       const box = this.outboxes.get(region);
       if (box !== undefined) {
         box.clear("expired");

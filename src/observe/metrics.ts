@@ -157,7 +157,7 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
   );
   counter(
     "bridgehead_gateway_dropped_messages_total",
-    "Message copies dropped, by reason: filtered (a link export/import list), unroutable (no path to a destination).",
+    "Message copies dropped, by reason: filtered (a link export/import list), unroutable (while routes changed, the only route pointed back over the link the message came in on (a region without a path gets its messages parked instead: bridgehead_outbox_*)).",
     ["reason"],
     () => Object.entries(DROP_REASONS).map(([reason, read]) => [{ reason }, read(gs)] as const),
   );
@@ -315,7 +315,7 @@ export function createRegionMetrics(ctx: RegionContext): RegionMetrics {
   );
   counter(
     "bridgehead_link_dropped_messages_total",
-    "Messages dropped on the link, by reason: filtered (this link's export/import lists, either way), unroutable (routed to the peer while no link to it was up).",
+    "Messages dropped on the link, by reason: filtered (this link's export/import lists, either way), unroutable (received from this peer, routes changed, the only route pointed back over the link the message came in on (a region without a path gets its messages parked instead: bridgehead_outbox_*)).",
     ["peer", "reason"],
     () =>
       views().flatMap(({ peer, v }) => [

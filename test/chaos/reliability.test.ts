@@ -155,7 +155,10 @@ describe("store-and-forward under faults", () => {
     await (await p.proxy.getToxic("cut-down")).remove();
 
     await waitUntil(() => p.a.gateway.linkState("b") === "up", "the link back up", 15_000);
-    await waitUntil(() => sub.seen.size > pub.published - 1, "catching up", 15_000).catch(() => {});
+    // Replay first, then new traffic keeps flowing behind it.
+    await waitUntil(() => p.a.gateway.store.parkedFor("b") === 0, "the parked messages replayed", 15_000);
+    const healed = sub.seen.size;
+    await waitUntil(() => sub.seen.size > healed + 200, "new traffic after the replay", 15_000);
     const total = await pub.stop();
     await waitUntil(() => sub.seen.size === total, `all ${total} ids at b`, 15_000);
 

@@ -306,31 +306,37 @@ function probeFrom(portA: number): ProbeConfig {
   };
 }
 
-/** Publisher on region A, subscriber on region B, one subject. */
-export function crossRegionPubSubCase(
-  payloadSize: number,
-  counts: (quick: boolean) => ThroughputCounts,
-  acks = true,
-): BenchCase {
-  const size = sizeLabel(payloadSize);
-  // Without ACKs: what store-and-forward (ACKs, replay buffers, dedupe bookkeeping) costs in steady state;
-  // nats-server runs the same supercluster as in the main row, for a ratio on the same footing.
-  const name = `cross-region ${size}${acks ? "" : " without link ACKs"}`;
+/** What varies between the cross-region pub→sub cases; the measuring is the same. */
+interface PubSubSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly payloadSize: number;
+  readonly payloadKind: "fixed" | "json";
+  readonly counts: (quick: boolean) => ThroughputCounts;
+  readonly acks: boolean;
+  readonly wan?: WanLink;
+  readonly drainMs: (quick: boolean) => number;
+}
+
+/** Publisher on region A, subscriber on region B, one subject: the measured run of every pub→sub case. */
+function pubSubCase(spec: PubSubSpec): BenchCase {
+  const { name, payloadSize, wan } = spec;
   return {
     name,
-    description: `1 publisher connected to region A and 1 subscriber connected to region B, one subject, ${size} payloads, every message crossing the A→B link (nats-server: a 2-cluster supercluster with native gateways; bridgehead: two region processes): messages per second delivered at the subscriber and accepted by A from the publisher.`,
+    description: spec.description,
     group: "throughput",
     metrics: THROUGHPUT_METRICS,
     chartMetric: "delivered",
     async run(target, ctx) {
       if (!target) throw new Error("needs a server");
-      const { count, timeLimitMs: caseLimit } = counts(ctx.quick);
+      const { count, timeLimitMs: caseLimit } = spec.counts(ctx.quick);
       const timeLimitMs = runLimitMs(ctx, caseLimit);
-      const drainMs = ctx.quick ? 5000 : 15_000;
+      const drainMs = spec.drainMs(ctx.quick);
       const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + drainMs + 20_000;
-      const pair = await startPair(target, ctx, name, true, hardTimeoutMs, acks);
+      const pair = await startPair(target, ctx, name, true, hardTimeoutMs, spec.acks, wan);
       return measurePubSub(ctx, {
         payloadSize,
+        payloadKind: spec.payloadKind,
         count,
         timeLimitMs,
         drainMs,
@@ -340,10 +346,30 @@ export function crossRegionPubSubCase(
         servers: pair.servers,
         probe: probeFrom(pair.portA),
         readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
-        extraDetails: { linkMs: pair.linkMs, ...pair.details },
+        extraDetails: { linkMs: pair.linkMs, ...(wan === undefined ? {} : { wan }), ...pair.details },
       });
     },
   };
+}
+
+/** Publisher on region A, subscriber on region B, one subject, identical payloads. */
+export function crossRegionPubSubCase(
+  payloadSize: number,
+  counts: (quick: boolean) => ThroughputCounts,
+  acks = true,
+): BenchCase {
+  const size = sizeLabel(payloadSize);
+  // Without ACKs: what store-and-forward (ACKs, replay buffers, dedupe bookkeeping) costs in steady state;
+  // nats-server runs the same supercluster as in the main row, for a ratio on the same footing.
+  return pubSubCase({
+    name: `cross-region ${size}${acks ? "" : " without link ACKs"}`,
+    description: `1 publisher connected to region A and 1 subscriber connected to region B, one subject, ${size} payloads, every message crossing the A→B link (nats-server: a 2-cluster supercluster with native gateways; bridgehead: two region processes): messages per second delivered at the subscriber and accepted by A from the publisher.`,
+    payloadSize,
+    payloadKind: "fixed",
+    counts,
+    acks,
+    drainMs: (quick) => (quick ? 5000 : 15_000),
+  });
 }
 
 /** Requester on region A, responder on region B. */
@@ -389,36 +415,16 @@ export function crossRegionRequestReplyCase(
 export function crossRegionWanCase(wan: WanLink, counts: (quick: boolean) => ThroughputCounts): BenchCase {
   const payloadSize = 256;
   const rate = `${wan.rateKBps / 1000} MB/s`;
-  const name = `cross-region JSON ${sizeLabel(payloadSize)}, ${rate} link${wan.rttMs > 0 ? ` +${wan.rttMs} ms RTT` : ""}`;
-  return {
-    name,
+  return pubSubCase({
+    name: `cross-region JSON ${sizeLabel(payloadSize)}, ${rate} link${wan.rttMs > 0 ? ` +${wan.rttMs} ms RTT` : ""}`,
     description: `Like cross-region, with distinct ${payloadSize}-byte JSON order documents and the link between the regions through the fault proxy: capped at ${rate} each way${wan.rttMs > 0 ? `, ${wan.rttMs} ms added to the round trip` : ""}. nats-server's gateway connection A→B goes through the same proxy; bridgehead's link compresses batches (auto).`,
-    group: "throughput",
-    metrics: THROUGHPUT_METRICS,
-    chartMetric: "delivered",
-    async run(target, ctx) {
-      if (!target) throw new Error("needs a server");
-      const { count, timeLimitMs: caseLimit } = counts(ctx.quick);
-      const timeLimitMs = runLimitMs(ctx, caseLimit);
-      const drainMs = ctx.quick ? 10_000 : 20_000;
-      const hardTimeoutMs = LINK_TIMEOUT_MS + PROBE_TIMEOUT_MS + timeLimitMs + drainMs + 20_000;
-      const pair = await startPair(target, ctx, name, true, hardTimeoutMs, true, wan);
-      return measurePubSub(ctx, {
-        payloadSize,
-        payloadKind: "json",
-        count,
-        timeLimitMs,
-        drainMs,
-        hardTimeoutMs,
-        subPort: pair.portB,
-        pubPort: pair.portA,
-        servers: pair.servers,
-        probe: probeFrom(pair.portA),
-        readyTimeoutMs: PROBE_TIMEOUT_MS + 10_000,
-        extraDetails: { linkMs: pair.linkMs, wan, ...pair.details },
-      });
-    },
-  };
+    payloadSize,
+    payloadKind: "json",
+    counts,
+    acks: true,
+    wan,
+    drainMs: (quick) => (quick ? 10_000 : 20_000),
+  });
 }
 
 const INTEREST_METRICS: readonly MetricDef[] = [
